@@ -1,0 +1,3 @@
+from rgpt2.cli import main
+
+raise SystemExit(main())
