@@ -17,8 +17,9 @@ from types import TracebackType
 
 import aiosqlite
 
+from bot.storage import maintenance
 from bot.storage import migrate as migrations
-from bot.storage.errors import StorageError
+from bot.storage.errors import DatabaseTooNew, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,16 @@ class Database:
             for m in applied:
                 log.info("database %s: applied migration %s", path, m.name)
         else:
-            todo = await asyncio.to_thread(_pending_at, path)
-            if todo:
+            state = await asyncio.to_thread(maintenance.status, path)
+            if state.too_new:
+                raise DatabaseTooNew(
+                    f"the database is at schema version {state.version} but this rgpt2 only "
+                    f"knows up to {state.latest}: upgrade rgpt2"
+                )
+            if state.pending:
                 raise StorageError(
-                    f"the database {path} needs {len(todo)} migration(s): run `rgpt2 db migrate`"
+                    f"the database {path} needs {len(state.pending)} migration(s): "
+                    "run `rgpt2 db migrate`"
                 )
         try:
             conn = await aiosqlite.connect(
@@ -133,11 +140,3 @@ class Database:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError("the database is closed")
-
-
-def _pending_at(path: Path) -> list[migrations.Migration]:
-    conn = migrations.connect(path)
-    try:
-        return migrations.pending(conn, migrations.load_migrations())
-    finally:
-        conn.close()

@@ -198,9 +198,14 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int = 5000) -> None:
 
 def migrate_path(path: str | Path, migrations: list[Migration] | None = None) -> list[Migration]:
     """Open (creating if needed) the database at ``path`` and migrate it."""
-    conn = connect(path)
+    try:
+        conn = connect(path)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the database {path}: {exc}") from exc
     try:
         return migrate(conn, migrations)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot migrate the database {path}: {exc}") from exc
     finally:
         conn.close()
 
