@@ -1,0 +1,154 @@
+"""The Discord client: a :class:`commands.Bot` with its dependencies passed in.
+
+``setup_hook`` loads one cog per feature, registers the persistent buttons, lets the
+services recover from a restart (interrupted fine-tunes, open battles) and syncs the
+slash commands. :func:`run_bot` builds everything from the settings and runs it until
+SIGINT/SIGTERM, then stops the generation worker and closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.views import DYNAMIC_ITEMS, NO_PINGS, report_error, send_private
+
+if TYPE_CHECKING:
+    from bot.services.container import BotServices
+
+log = logging.getLogger(__name__)
+
+COGS = ("bot.cogs.rap", "bot.cogs.battle", "bot.cogs.ratings", "bot.cogs.lyrics", "bot.cogs.admin")
+# commands an admin must reach from any channel, even when the bot is limited to some
+UNRESTRICTED_COMMANDS = frozenset({"admin"})
+
+SyncMode = Literal["auto", "force", "never"]
+
+
+class RGPT2Tree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        command = interaction.command
+        root = command.root_parent or command if command is not None else None
+        if interaction.guild_id is None or root is None or root.name in UNRESTRICTED_COMMANDS:
+            return True
+        services: BotServices = interaction.client.services  # type: ignore[attr-defined]
+        allowed = await services.guilds.channel_allowed(interaction.guild_id, interaction.channel_id)
+        if not allowed:
+            channels = await services.guilds.allowed_channels(interaction.guild_id)
+            where = ", ".join(f"<#{c}>" for c in channels)
+            await send_private(interaction, f"I only answer in {where} on this server.")
+        return allowed
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        if isinstance(error, app_commands.CommandInvokeError):
+            await report_error(interaction, error.original)
+        else:
+            await report_error(interaction, error)
+
+
+class RGPT2Bot(commands.Bot):
+    """The bot. ``services`` is a :class:`bot.services.container.BotServices`."""
+
+    def __init__(
+        self,
+        services: BotServices,
+        *,
+        dev_guild_id: int | None = None,
+        sync: SyncMode = "never",
+        cogs: tuple[str, ...] = COGS,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=NO_PINGS,
+            help_command=None,
+            tree_cls=RGPT2Tree,
+        )
+        self.services = services
+        self.dev_guild_id = dev_guild_id
+        self.sync_mode: SyncMode = sync
+        self.extensions_to_load = cogs
+
+    async def setup_hook(self) -> None:
+        for extension in self.extensions_to_load:
+            await self.load_extension(extension)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.services.recover()
+        if self.sync_mode != "never":
+            await self.sync_commands(force_global=self.sync_mode == "force")
+
+    async def sync_commands(self, *, force_global: bool = False) -> None:
+        """To the development guild when configured (instant), globally otherwise."""
+        if self.dev_guild_id is not None:
+            guild = discord.Object(id=self.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to development guild %s", len(synced), self.dev_guild_id)
+        if self.dev_guild_id is None or force_global:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s) in %d servers", self.user, self.user and self.user.id, len(self.guilds))
+
+    async def close_services(self) -> None:
+        """Stop timers and the worker, close the database (idempotent)."""
+        for cog in list(self.cogs.values()):
+            stop = getattr(cog, "stop_timers", None)
+            if stop is not None:
+                stop()
+        await self.services.close()
+
+    async def close(self) -> None:
+        await super().close()
+        await self.close_services()
+
+
+async def build_bot(settings: Any, *, sync: bool = False) -> RGPT2Bot:
+    """Everything the bot needs, from settings: database, models, worker, services."""
+    from bot.services.container import build_services
+
+    services = await build_services(settings)
+    mode: SyncMode = "force" if sync else "auto"
+    return RGPT2Bot(services, dev_guild_id=settings.dev_guild_id, sync=mode)
+
+
+def run_bot(settings: Any, sync: bool = False) -> int:
+    """Run the bot until SIGINT/SIGTERM; returns an exit code."""
+    return asyncio.run(_run(settings, sync))
+
+
+async def _run(settings: Any, sync: bool) -> int:
+    bot = await build_bot(settings, sync=sync)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            pass
+    runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()
+                                           if hasattr(settings.discord_token, "get_secret_value")
+                                           else settings.discord_token))
+    waiter = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        log.info("shutting down: finishing in-flight requests, closing the database")
+    await bot.close()
+    waiter.cancel()
+    if runner in done and runner.exception() is not None:
+        exc = runner.exception()
+        if isinstance(exc, discord.LoginFailure):
+            log.error("Discord refused the token: check DISCORD_TOKEN")
+            return 1
+        raise exc  # type: ignore[misc]
+    runner.cancel()
+    return 0

@@ -1,0 +1,87 @@
+"""What the bot shows, as plain data: the cogs turn a :class:`Card` into an embed, ``rgpt2
+play`` prints it. One wording for both front-ends, and no discord import here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.storage.records import Battle as BattleRow
+from bot.storage.records import VerseRecord as VerseRow
+
+# embed colours by kind; the terminal ignores them
+COLOURS = {"verse": 0xE67E22, "battle": 0x9B59B6, "result": 0x2ECC71, "info": 0x3498DB}
+
+
+@dataclass
+class Card:
+    """A titled block of text with fields: an embed on Discord, a box in the terminal."""
+
+    title: str
+    description: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    footer: str = ""
+    kind: str = "info"
+    image: str | None = None  # file name of an attached image (loss curve)
+
+    def as_text(self) -> str:
+        lines = [f"== {self.title} =="]
+        if self.description:
+            lines.append(self.description)
+        for name, value in self.fields:
+            lines.append(f"{name}: {value}")
+        if self.footer:
+            lines.append(f"({self.footer})")
+        if self.image:
+            lines.append(f"[image: {self.image}]")
+        return "\n".join(lines)
+
+
+def fmt_score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def model_label(versions: dict[str, str]) -> str:
+    if not versions:
+        return "unknown"
+    return " / ".join(f"{k[:3]} {v}" for k, v in sorted(versions.items()))
+
+
+def verse_card(
+    verse: VerseRow, *, shown_text: str, requester_name: str | None = None, title: str | None = None
+) -> Card:
+    """A stored verse; ``shown_text`` is its text after the server's explicit-language mask."""
+    topic = f" — {verse.topic}" if verse.topic else ""
+    footer = f"verse #{verse.id} · seed {verse.seed}"
+    if requester_name:
+        footer = f"requested by {requester_name} · " + footer
+    return Card(
+        title=title or f"Verse #{verse.id}{topic}",
+        description=shown_text,
+        fields=[
+            ("Rap score", fmt_score(verse.rap_score)),
+            ("Rhyme density", fmt_score(verse.rhyme_density)),
+            ("End rhyme", "n/a" if verse.end_rhyme is None else f"{verse.end_rhyme:.0%}"),
+            ("Scheme", f"{verse.scheme} · {verse.bars} bars"),
+            ("Model", model_label(verse.model_versions)),
+        ],
+        footer=footer,
+        kind="verse",
+    )
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction:.0%}"
+
+
+def battle_state_line(battle: BattleRow) -> str:
+    return {
+        "pending": "waiting for the opponent to accept",
+        "declined": "declined",
+        "expired": "the challenge expired",
+        "writing": "writing the verses",
+        "voting": "voting is open",
+        "closed": "closed",
+        "cancelled": "cancelled",
+    }.get(battle.state, battle.state)
