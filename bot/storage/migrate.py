@@ -51,7 +51,7 @@ def split_statements(script: str) -> list[str]:
                 break
             statement, buffer = buffer[:cut], buffer[cut:]
             if _has_sql(statement):
-                statements.append(statement.strip())
+                statements.append(_strip_leading_comments(statement).strip())
     if _has_sql(buffer):
         raise MigrationError(
             f"unterminated statement at the end of the script: {buffer.strip()[:80]!r}"
@@ -135,9 +135,10 @@ def apply(conn: sqlite3.Connection, migration: Migration) -> None:
         raise StorageError("cannot migrate inside an open transaction")
     statements = migration.statements()
     for statement in statements:
-        if _FORBIDDEN.match(_strip_leading_comments(statement)):
+        forbidden = _FORBIDDEN.match(statement)
+        if forbidden:
             raise MigrationError(
-                f"{migration.name}: {statement.split()[0].upper()} is not allowed in a "
+                f"{migration.name}: {forbidden.group(1).upper()} is not allowed in a "
                 "migration (each file already runs in one transaction with its version bump)"
             )
     foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
@@ -215,5 +216,5 @@ def _strip_leading_comments(statement: str) -> str:
 
 
 def _first_line(statement: str) -> str:
-    line = _strip_leading_comments(statement).strip().splitlines()[0]
+    line = statement.strip().splitlines()[0]
     return line if len(line) <= 80 else line[:77] + "..."
