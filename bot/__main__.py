@@ -58,9 +58,16 @@ def run(args: argparse.Namespace) -> int:
         return check(settings)
     from bot.client import run_bot  # discord.py is imported only from here on
 
-    result = run_bot(settings, sync=args.sync)
-    if inspect.iscoroutine(result):
-        result = asyncio.run(result)
+    try:
+        result = run_bot(settings, sync=args.sync)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+    except (RGPT2Error, KeyboardInterrupt):
+        raise
+    except Exception:
+        # through logging, not Python's default hook, so the token filter sees the traceback
+        log.exception("the bot stopped on an error")
+        return 1
     return int(result or 0)
 
 
