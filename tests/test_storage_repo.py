@@ -260,6 +260,48 @@ async def test_tie_and_stats(repo):
     assert (await repo.battle_stats(1)).open == 2
 
 
+async def test_battle_leaderboard_ranks_by_wins(repo):
+    async def fight(challenger: int, opponent: int, votes: dict[int, str], when: datetime) -> None:
+        battle = await repo.create_battle(
+            challenger, opponent, bars=4, deadline=None, guild_id=GUILD, now=when
+        )
+        await repo.accept_battle(battle.id, opponent, now=when)
+        cv, ov = await verses_for_battle(repo)
+        await repo.start_battle_voting(
+            battle.id,
+            challenger_verse_id=cv,
+            opponent_verse_id=ov,
+            deadline=when + timedelta(hours=1),
+            now=when,
+        )
+        for voter, side in votes.items():
+            await repo.cast_battle_vote(battle.id, voter, side, now=when)
+        await repo.close_battle(battle.id, now=when)
+
+    old = T0 - timedelta(days=30)
+    await fight(1, 2, {10: "challenger"}, T0)  # 1 beats 2
+    await fight(3, 1, {10: "challenger"}, T0)  # 3 beats 1
+    await fight(3, 2, {10: "opponent", 11: "challenger"}, T0)  # tie
+    await fight(2, 4, {10: "challenger"}, old)  # 2 beats 4, a month ago
+    await repo.create_battle(4, 1, bars=4, deadline=None, guild_id=GUILD, now=T0)  # open
+    await fight(5, 6, {10: "challenger"}, T0)  # 5 beats 6
+    board = await repo.battle_leaderboard(GUILD)
+    rows = [(s.user_id, s.battles, s.wins, s.losses, s.ties, s.open) for s in board]
+    # 3: 1 win 1 tie; 5: 1 win in 1 battle; 1 and 2: 1 win 1 loss; 4: 0 wins; 6: 0 wins
+    assert rows == [
+        (3, 2, 1, 0, 1, 0),
+        (5, 1, 1, 0, 0, 0),
+        (2, 3, 1, 1, 1, 0),
+        (1, 2, 1, 1, 0, 1),
+        (4, 1, 0, 1, 0, 1),
+        (6, 1, 0, 1, 0, 0),
+    ]
+    recent = await repo.battle_leaderboard(GUILD, since=T0 - timedelta(days=1), limit=3)
+    assert [(s.user_id, s.battles, s.wins) for s in recent] == [(3, 2, 1), (5, 1, 1), (1, 2, 1)]
+    assert await repo.battle_leaderboard(999) == []
+    assert len(await repo.battle_leaderboard(ANY_GUILD)) == 6
+
+
 async def test_decline_expire_cancel(repo):
     deadline = T0 + timedelta(minutes=5)
     declined = await repo.create_battle(1, 2, bars=8, deadline=deadline, now=T0)

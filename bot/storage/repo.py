@@ -500,6 +500,47 @@ class Repository:
             open=row["open"],
         )
 
+    async def battle_leaderboard(
+        self, guild_id: GuildFilter, *, since: datetime | None = None, limit: int = 10
+    ) -> list[BattleStats]:
+        """Members ranked by battle wins (closed battles created since ``since``).
+
+        Ties: better wins minus losses, then more battles, then the lower user id. Only
+        members with at least one closed battle in the period are listed; ``open`` counts
+        their battles open now (in that server).
+        """
+        where, params = _guild_clause("guild_id", guild_id)
+        async with self.db.reading() as conn:
+            rows = await _all(
+                conn,
+                f"""WITH sides AS (
+                        SELECT challenger_id AS user_id, state, created_at,
+                               CASE winner WHEN 'challenger' THEN 'win' WHEN 'tie' THEN 'tie'
+                                           WHEN 'opponent' THEN 'loss' END AS result
+                          FROM battles WHERE {where}
+                        UNION ALL
+                        SELECT opponent_id, state, created_at,
+                               CASE winner WHEN 'opponent' THEN 'win' WHEN 'tie' THEN 'tie'
+                                           WHEN 'challenger' THEN 'loss' END
+                          FROM battles WHERE {where})
+                    SELECT user_id,
+                           SUM(state = 'closed' AND created_at >= ?) AS battles,
+                           SUM(result = 'win' AND created_at >= ?) AS wins,
+                           SUM(result = 'loss' AND created_at >= ?) AS losses,
+                           SUM(result = 'tie' AND created_at >= ?) AS ties,
+                           SUM(state IN ('pending', 'writing', 'voting')) AS open
+                      FROM sides
+                     GROUP BY user_id
+                    HAVING battles > 0
+                     ORDER BY wins DESC, wins - losses DESC, battles DESC, user_id ASC
+                     LIMIT ?""",
+                (*params, *params, *([_since(since)] * 4), limit),
+            )
+        return [
+            BattleStats(r["user_id"], r["battles"], r["wins"], r["losses"], r["ties"], r["open"])
+            for r in rows
+        ]
+
     # ------------------------------------------------------------------ lyrics
 
     async def add_lyrics(
