@@ -8,7 +8,6 @@ without importing discord.py.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import logging
 import sys
@@ -16,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, configure_logging
-from bot.storage import maintenance
-from bot.storage.errors import DatabaseTooNew
 from rgpt2.errors import RGPT2Error
 
 log = logging.getLogger("bot")
@@ -61,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_bot(settings, sync=args.sync)
         if inspect.iscoroutine(result):
+            import asyncio
+
             result = asyncio.run(result)
     except (RGPT2Error, KeyboardInterrupt):
         raise
@@ -96,6 +95,10 @@ def check(settings: Settings) -> int:
 
 
 def _db_state(path: Path) -> str:
+    # imported here: `rgpt2 --help` imports this module to build its parser
+    from bot.storage import maintenance
+    from bot.storage.errors import DatabaseTooNew
+
     state = maintenance.status(path)
     if not state.exists:
         return "does not exist yet (created and migrated at start-up)"
