@@ -38,7 +38,9 @@ class RGPT2Tree(app_commands.CommandTree):
         if interaction.guild_id is None or root is None or root.name in UNRESTRICTED_COMMANDS:
             return True
         services: BotServices = interaction.client.services  # type: ignore[attr-defined]
-        allowed = await services.guilds.channel_allowed(interaction.guild_id, interaction.channel_id)
+        allowed = await services.guilds.channel_allowed(
+            interaction.guild_id, interaction.channel_id
+        )
         if not allowed:
             channels = await services.guilds.allowed_channels(interaction.guild_id)
             where = ", ".join(f"<#{c}>" for c in channels)
@@ -97,7 +99,12 @@ class RGPT2Bot(commands.Bot):
             log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
 
     async def on_ready(self) -> None:
-        log.info("logged in as %s (%s) in %d servers", self.user, self.user and self.user.id, len(self.guilds))
+        log.info(
+            "logged in as %s (%s) in %d servers",
+            self.user,
+            self.user and self.user.id,
+            len(self.guilds),
+        )
 
     async def close_services(self) -> None:
         """Stop timers and the worker, close the database (idempotent)."""
@@ -135,9 +142,13 @@ async def _run(settings: Any, sync: bool) -> int:
             loop.add_signal_handler(sig, stopping.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
-    runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()
-                                           if hasattr(settings.discord_token, "get_secret_value")
-                                           else settings.discord_token))
+    runner = asyncio.create_task(
+        bot.start(
+            settings.discord_token.get_secret_value()
+            if hasattr(settings.discord_token, "get_secret_value")
+            else settings.discord_token
+        )
+    )
     waiter = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if waiter in done:

@@ -50,9 +50,7 @@ async def send_private(interaction: discord.Interaction, content: str) -> None:
     if interaction.response.is_done():
         await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_PINGS)
     else:
-        await interaction.response.send_message(
-            content, ephemeral=True, allowed_mentions=NO_PINGS
-        )
+        await interaction.response.send_message(content, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
@@ -91,7 +89,9 @@ def challenge_view(battle_id: int) -> discord.ui.View:
     return view
 
 
-def battle_vote_view(battle_id: int, names: tuple[str, str], *, closed: bool = False) -> discord.ui.View:
+def battle_vote_view(
+    battle_id: int, names: tuple[str, str], *, closed: bool = False
+) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for side, name in zip(("challenger", "opponent"), names, strict=True):
         button = BattleVoteButton(battle_id, side, name)
@@ -131,7 +131,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:vot
 
 
 class AgainButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:again:(?P<id>\d+)"):
-    """"Another one": a fresh verse with the options of this one (new seed)."""
+    """ "Another one": a fresh verse with the options of this one (new seed)."""
 
     def __init__(self, verse_id: int) -> None:
         super().__init__(
@@ -161,13 +161,13 @@ class AgainButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:ag
             await report_error(interaction, exc)
 
 
-class AcceptButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:accept:(?P<id>\d+)"
-):
+class AcceptButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:accept:(?P<id>\d+)"):
     def __init__(self, battle_id: int) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Accept", style=discord.ButtonStyle.success, custom_id=f"rgpt2:accept:{battle_id}"
+                label="Accept",
+                style=discord.ButtonStyle.success,
+                custom_id=f"rgpt2:accept:{battle_id}",
             )
         )
         self.battle_id = battle_id
@@ -193,7 +193,9 @@ class DeclineButton(
     def __init__(self, battle_id: int) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Decline", style=discord.ButtonStyle.danger, custom_id=f"rgpt2:decline:{battle_id}"
+                label="Decline",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"rgpt2:decline:{battle_id}",
             )
         )
         self.battle_id = battle_id

@@ -171,6 +171,14 @@ def _split_params(
     return dict(payload or {}), captured
 
 
+class Replies(list[Sent]):
+    """What one interaction got back so far; ``token`` finds later ones (``h.replies``)."""
+
+    def __init__(self, token: str, items: list[Sent]) -> None:
+        super().__init__(items)
+        self.token = token
+
+
 class Harness:
     """A bot with its replies captured. Use ``async with Harness(bot) as h``."""
 
@@ -410,13 +418,15 @@ class Harness:
         channel_id: int = CHANNEL_ID,
         users: dict[str, Member] | None = None,
         attachments: dict[str, dict[str, Any]] | None = None,
+        channels: dict[str, int] | None = None,
         settle: bool = True,
         **options: Any,
-    ) -> list[Sent]:
+    ) -> Replies:
         """Invoke ``/command`` ("admin finetune" for a subcommand) and return what it sent.
 
         ``options`` are plain values; ``users`` maps option name to a member (type 6) and
-        ``attachments`` maps option name to an attachment payload (type 11).
+        ``attachments`` maps option name to an attachment payload (type 11), ``channels``
+        option name to a channel id (type 7).
         """
         names = command.split()
         opts: list[dict[str, Any]] = []
@@ -439,6 +449,16 @@ class Harness:
             resolved.setdefault("members", {})[str(member.id)] = member.member_payload(
                 with_user=False
             )
+        for name, cid in (channels or {}).items():
+            opts.append({"name": name, "type": 7, "value": str(cid)})
+            resolved.setdefault("channels", {})[str(cid)] = {
+                "id": str(cid),
+                "type": 0,
+                "name": f"chan-{cid % 1000}",
+                "permissions": str(MEMBER_PERMISSIONS),
+                "parent_id": None,
+                "nsfw": False,
+            }
         for name, attachment in (attachments or {}).items():
             opts.append({"name": name, "type": 11, "value": attachment["id"]})
             resolved.setdefault("attachments", {})[attachment["id"]] = attachment
@@ -461,7 +481,7 @@ class Harness:
         user: Member,
         *,
         settle: bool = True,
-    ) -> list[Sent]:
+    ) -> Replies:
         """Press the button ``custom_id`` on a message the bot posted."""
         message = self.messages[message_id]
         channel_id = int(message["channel_id"])
@@ -473,7 +493,7 @@ class Harness:
 
     async def submit_modal(
         self, custom_id: str, user: Member, values: dict[str, str], *, channel_id: int = CHANNEL_ID
-    ) -> list[Sent]:
+    ) -> Replies:
         """Submit the modal ``custom_id`` with text inputs ``{input custom_id: value}``."""
         payload = self._base(5, user, channel_id)
         payload["data"] = {
@@ -489,12 +509,23 @@ class Harness:
         }
         return await self._dispatch(payload, True)
 
-    async def _dispatch(self, payload: dict[str, Any], settle: bool) -> list[Sent]:
+    async def _dispatch(self, payload: dict[str, Any], settle: bool) -> Replies:
         token = payload["token"]
         self.bot._connection.parse_interaction_create(payload)
         if settle:
             await self.settle()
+        else:
+            await asyncio.sleep(0)  # let the handler task start
         return self.replies(token)
+
+    async def wait_for(self, token: str, predicate: Any, timeout: float = 10.0) -> Sent:
+        """The first reply to ``token`` that satisfies ``predicate`` (waits for it)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for sent in self.replies(token):
+                    if predicate(sent):
+                        return sent
+                await asyncio.sleep(0.005)
 
     def assert_no_pings(self) -> None:
         """Every message the bot created or edited so far allowed no mentions at all."""
@@ -503,8 +534,8 @@ class Harness:
         for sent in messages:
             assert sent.allows_no_mentions, f"a message that could ping: {sent}"
 
-    def replies(self, token: str) -> list[Sent]:
-        return [s for s in self.sent if s.token == token]
+    def replies(self, token: str) -> Replies:
+        return Replies(token, [s for s in self.sent if s.token == token])
 
     def channel_posts(self) -> list[Sent]:
         return [s for s in self.sent if s.kind == "channel"]
@@ -553,4 +584,3 @@ ATTACHMENT_BYTES: dict[str, bytes] = {}
 
 async def _read_attachment(self: discord.Attachment, **_: Any) -> bytes:
     return ATTACHMENT_BYTES[str(self.id)]
-

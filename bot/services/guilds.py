@@ -105,9 +105,7 @@ class GuildService:
         )
 
     def describe(self, settings: GuildSettings) -> list[tuple[str, str]]:
-        channels = (
-            ", ".join(f"<#{c}>" for c in settings.allowed_channel_ids) or "every channel"
-        )
+        channels = ", ".join(f"<#{c}>" for c in settings.allowed_channel_ids) or "every channel"
         cooldown = (
             f"{settings.cooldown_seconds:g} s"
             if settings.cooldown_seconds is not None

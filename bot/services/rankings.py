@@ -27,9 +27,7 @@ def utcnow() -> dt.datetime:
 
 
 class RankingService:
-    def __init__(
-        self, repo: Repository, *, clock: Callable[[], dt.datetime] = utcnow
-    ) -> None:
+    def __init__(self, repo: Repository, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.repo = repo
         self.clock = clock
 

@@ -63,9 +63,7 @@ def clean_lyrics(raw: bytes | str, *, max_bytes: int, min_lines: int = 4) -> str
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise LyricsRejected("that is not UTF-8 text: save it as a plain UTF-8 .txt") from None
-    controls = sum(
-        1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
-    )
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t")
     if controls > max(2, len(text) // 100):
         raise LyricsRejected("that looks like a binary file, not text: send a plain .txt")
     lines = [" ".join(line.split()) for line in text.replace("\r\n", "\n").split("\n")]
