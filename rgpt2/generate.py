@@ -1,0 +1,424 @@
+"""Two-stage RGPT-2 generation: a forward model writes bar 1, a reverse model the rest.
+
+Stage 1 samples bar 1 for every request of a batch at once (continuing ``<BOS> topic``).
+Stage 2 prompts the reverse model with ``<BOS> reversed(bar 1) <LINE>``; it writes each bar
+from its last word backwards, which is where the rhyme scheme is enforced
+(:class:`~rgpt2.logits.RhymeLogitsProcessor`). Both stages run one batched sampling loop
+with a KV cache, left padding and attention masks; each row stops after its own number of
+bars, and a bar that would be a verse's third copy is rolled back and sampled again.
+
+Every row draws from its own ``torch.Generator`` seeded with the request's seed, so a seeded
+request is reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rgpt2 import logits as lp
+from rgpt2.metrics import bar_key, rhyme_density, scheme_end_rhyme
+from rgpt2.rhyme import RhymeIndex
+from rgpt2.tokens import BOS, EOV, FORWARD, LINE, PAD, REVERSE, reverse_bar, verse_to_text
+from rgpt2.verse import RapRequest, Verse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and what the generator precomputes for it."""
+
+    model: Any  # GPT2LMHeadModel (or any causal LM taking position_ids and a KV cache)
+    tokenizer: Any
+    version: str
+    path: str | None = None
+    direction: str = FORWARD
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        tok = self.tokenizer
+        self.bos_id = tok.convert_tokens_to_ids(BOS)
+        self.line_id = tok.convert_tokens_to_ids(LINE)
+        self.eov_id = tok.convert_tokens_to_ids(EOV)
+        self.pad_id = tok.convert_tokens_to_ids(PAD)
+        unk = tok.unk_token_id
+        for name, idx in (("<BOS>", self.bos_id), ("<LINE>", self.line_id), ("<PAD>", self.pad_id)):
+            if idx is None or (unk is not None and idx == unk):
+                raise ValueError(f"the {self.direction} tokenizer has no {name} token")
+        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        self.n_ctx = int(getattr(self.model.config, "n_positions", 1024))
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str = "cpu") -> LoadedModel:
+        from rgpt2.modeldir import load_model_dir
+
+        model, tokenizer, meta = load_model_dir(path, device=device)
+        return cls(model, tokenizer, meta.version, str(path), meta.direction)
+
+    def masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(boundary mask, wordy mask) over the model's vocabulary, computed once."""
+        if "masks" not in self._cache:
+            self._cache["masks"] = (
+                lp.boundary_mask(self.tokenizer, self.vocab_size, self.line_id),
+                lp.wordy_mask(self.tokenizer, self.vocab_size),
+            )
+        return self._cache["masks"]
+
+    def rhyme_index(self) -> RhymeIndex:
+        if "rhyme" not in self._cache:
+            self._cache["rhyme"] = RhymeIndex(self.tokenizer)
+        return self._cache["rhyme"]
+
+    def banned(self) -> list[int]:
+        ids = [self.bos_id, self.pad_id]
+        if self.eov_id is not None and self.eov_id != self.tokenizer.unk_token_id:
+            ids.append(self.eov_id)  # the generator ends verses itself, after N bars
+        # embedding rows beyond the tokenizer (vocab padded for speed) are never text
+        ids += list(range(len(self.tokenizer), self.vocab_size))
+        return sorted(set(ids))
+
+
+@dataclass
+class _Row:
+    """One verse being written in a stage."""
+
+    seq: list[int]  # the whole verse so far in model tokens, from <BOS>
+    target_lines: int  # the stage ends for this row at this many <LINE> tokens
+    request: RapRequest
+    generator: torch.Generator
+    lines: int = 0
+    bar_start: int = 0
+    attempts: int = 0  # resamples of the current bar
+    resampled: int = 0  # bars resampled over the stage (stats)
+    done: bool = False
+
+
+@dataclass
+class GenerationStats:
+    """What the last :meth:`Generator.generate` call did (for benchmarks and logs)."""
+
+    rows: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+    prefills: int = 0
+    resampled_bars: int = 0
+    rhyme_constrained_steps: int = 0
+    model_seconds: float = 0.0  # in the model's forward passes (the rest: processors, sampling)
+
+
+class Generator:
+    """The two-stage generator (see the module docstring).
+
+    ``rhyme_mode`` "restrict" holds each constrained first word to the rhyming words;
+    "bias" adds ``rhyme_bias`` to their logits instead. ``max_resamples``: free resamples of
+    a bar that would occur a third time before its ``<LINE>`` is banned where it would
+    complete that bar.
+    """
+
+    def __init__(
+        self,
+        forward: LoadedModel,
+        reverse: LoadedModel,
+        scorer: Any = None,
+        device: str = "cpu",
+        *,
+        rhyme_mode: str = "restrict",
+        rhyme_bias: float = 5.0,
+        max_bar_tokens: int = 32,
+        max_resamples: int = 2,
+    ) -> None:
+        if rhyme_mode not in lp.RHYME_MODES:
+            raise ValueError(f"rhyme_mode must be one of {lp.RHYME_MODES}, not {rhyme_mode!r}")
+        if max_bar_tokens < 2:
+            raise ValueError(f"max_bar_tokens must be at least 2, not {max_bar_tokens}")
+        if max_resamples < 0:
+            raise ValueError(f"max_resamples must be >= 0, not {max_resamples}")
+        for lm in (forward, reverse):
+            if lm.n_ctx < 2 * max_bar_tokens + 8:
+                raise ValueError(
+                    f"the {lm.direction} model's context ({lm.n_ctx}) is too short for bars of "
+                    f"up to {max_bar_tokens} tokens"
+                )
+        self.forward = forward
+        self.reverse = reverse
+        self.scorer = scorer
+        self.device = device
+        self.rhyme_mode = rhyme_mode
+        self.rhyme_bias = rhyme_bias
+        self.max_bar_tokens = max_bar_tokens
+        self.max_resamples = max_resamples
+        self.last_stats = GenerationStats()
+
+    @classmethod
+    def load(
+        cls,
+        forward_dir: str | Path,
+        reverse_dir: str | Path,
+        device: str = "cpu",
+        scorer: Any = None,
+        **options: Any,
+    ) -> Generator:
+        """Load both model directories (ModelLoadError with a clear message if one is bad)."""
+        from rgpt2.errors import ModelLoadError
+
+        forward = LoadedModel.from_dir(forward_dir, device)
+        reverse = LoadedModel.from_dir(reverse_dir, device)
+        for lm, want in ((forward, FORWARD), (reverse, REVERSE)):
+            if lm.direction != want:
+                raise ModelLoadError(
+                    f"{lm.path} holds a {lm.direction} model where a {want} model is needed"
+                )
+        return cls(forward, reverse, scorer, device, **options)
+
+    def with_model(self, direction: str, path: str | Path) -> Generator:
+        """A new generator with ``direction``'s model loaded from ``path``; the other is shared."""
+        from rgpt2.errors import ModelLoadError
+
+        if direction not in (FORWARD, REVERSE):
+            raise ValueError(f"direction must be {FORWARD!r} or {REVERSE!r}, not {direction!r}")
+        new = LoadedModel.from_dir(path, self.device)
+        if new.direction != direction:
+            raise ModelLoadError(f"{path} holds a {new.direction} model, not a {direction} one")
+        forward, reverse = (new, self.reverse) if direction == FORWARD else (self.forward, new)
+        return Generator(
+            forward,
+            reverse,
+            self.scorer,
+            self.device,
+            rhyme_mode=self.rhyme_mode,
+            rhyme_bias=self.rhyme_bias,
+            max_bar_tokens=self.max_bar_tokens,
+            max_resamples=self.max_resamples,
+        )
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {FORWARD: self.forward.version, REVERSE: self.reverse.version}
+
+    # --- generation -------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[RapRequest]) -> list[Verse]:
+        """One verse per (validated) request, all written as one batch."""
+        if not requests:
+            return []
+        start = time.perf_counter()
+        self.last_stats = stats = GenerationStats(rows=len(requests))
+        seeds = [r.seed if r.seed is not None else secrets.randbelow(2**63) for r in requests]
+        gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+
+        with torch.inference_mode():
+            fwd = self.forward
+            rows = []
+            for req, gen in zip(requests, gens, strict=True):
+                prompt = BOS + (f" {req.topic}" if req.topic else "")
+                seq = fwd.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                rows.append(_Row(seq=seq, target_lines=1, request=req, generator=gen))
+            self._run(fwd, rows, rhyme=False, stats=stats)
+            first_bars = [self._bars(fwd, row.seq)[0] for row in rows]
+
+            rev = self.reverse
+            rows2 = []
+            for req, gen, bar in zip(requests, gens, first_bars, strict=True):
+                prompt = verse_to_text([bar], REVERSE, complete=False)
+                seq = rev.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                rows2.append(_Row(seq=seq, target_lines=req.bars, request=req, generator=gen))
+            self._run(rev, rows2, rhyme=True, stats=stats)
+            verses_bars = [[reverse_bar(b) for b in self._bars(rev, row.seq)] for row in rows2]
+
+        scores: list[float | None] = [None] * len(requests)
+        if self.scorer is not None:
+            scores = list(self.scorer.score(["\n".join(b) for b in verses_bars]))
+        stats.seconds = time.perf_counter() - start
+        out = []
+        for req, seed, bars, score in zip(requests, seeds, verses_bars, scores, strict=True):
+            sampling = req.sampling() | {"seed": seed, "rhyme_mode": self.rhyme_mode}
+            out.append(
+                Verse(
+                    bars=bars,
+                    topic=req.topic,
+                    scheme=req.scheme,
+                    seed=seed,
+                    rhyme_density=rhyme_density(bars),
+                    end_rhyme=scheme_end_rhyme(bars, req.scheme),
+                    rap_score=None if score is None else float(score),
+                    model_versions=self.model_versions,
+                    sampling=sampling,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _bars(lm: LoadedModel, seq: Sequence[int]) -> list[str]:
+        """The bars of a row as text in the model's orientation."""
+        bars, _ = lp.split_bars(seq, lm.bos_id, lm.line_id)
+        return [" ".join(lm.tokenizer.decode(b).split()) for b in bars]
+
+    def _processors(
+        self, lm: LoadedModel, rows: Sequence[_Row], active: list[bool], rhyme: bool
+    ) -> tuple[list[lp.Processor], lp.RhymeLogitsProcessor | None]:
+        boundary, wordy = lm.masks()
+        reqs = [r.request for r in rows]
+        procs: list[lp.Processor] = [
+            lp.BanTokensProcessor(lm.banned(), lm.vocab_size),
+            lp.RepetitionPenaltyProcessor(
+                [q.repetition_penalty for q in reqs],
+                lm.bos_id,
+                lm.pad_id,
+                exempt=[lm.line_id, lm.bos_id, lm.pad_id],
+            ),
+            lp.NoRepeatNGramProcessor([q.no_repeat_ngram_size for q in reqs], lm.bos_id, lm.pad_id),
+            lp.DuplicateBarProcessor(lm.tokenizer, lm.bos_id, lm.line_id, lm.pad_id, active),
+            lp.BarLengthProcessor(lm.bos_id, lm.line_id, lm.pad_id, wordy, self.max_bar_tokens),
+        ]
+        rhyme_proc = None
+        if rhyme:
+            schemes = [q.scheme if q.rhyme_control and q.scheme != "free" else None for q in reqs]
+            if any(schemes):
+                rhyme_proc = lp.RhymeLogitsProcessor(
+                    lm.rhyme_index(),
+                    schemes,
+                    lm.bos_id,
+                    lm.line_id,
+                    lm.pad_id,
+                    boundary,
+                    mode=self.rhyme_mode,
+                    bias=self.rhyme_bias,
+                )
+                procs.append(rhyme_proc)
+        return procs, rhyme_proc
+
+    def _window(self, lm: LoadedModel, seq: list[int]) -> list[int]:
+        """What the model sees of a row: all of it, or <BOS> + the latest whole bars that fit."""
+        limit = lm.n_ctx - max(self.max_bar_tokens, lm.n_ctx // 4)
+        if len(seq) <= limit:
+            return seq
+        for i, t in enumerate(seq):
+            if t == lm.line_id and 1 + len(seq) - (i + 1) <= limit:
+                return [lm.bos_id, *seq[i + 1 :]]
+        return [lm.bos_id, *seq[-(limit - 1) :]]
+
+    def _prefill(
+        self, lm: LoadedModel, rows: Sequence[_Row]
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        """Run every row's visible tokens (left-padded); (last logits, cache, mask, next pos)."""
+        visible = [self._window(lm, r.seq) for r in rows]
+        width = max(len(v) for v in visible)
+        ids = torch.full((len(rows), width), lm.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, v in enumerate(visible):
+            ids[i, width - len(v) :] = torch.tensor(v, dtype=torch.long)
+            mask[i, width - len(v) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        dev = self.device
+        out = lm.model(
+            input_ids=ids.to(dev),
+            attention_mask=mask.to(dev),
+            position_ids=pos.to(dev),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float().cpu(), out.past_key_values, mask, mask.sum(-1)
+
+    def _input_ids(self, lm: LoadedModel, rows: Sequence[_Row]) -> torch.Tensor:
+        """Every row's whole verse so far, left-padded: what the processors read."""
+        width = max(len(r.seq) for r in rows)
+        ids = torch.full((len(rows), width), lm.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r.seq) :] = torch.tensor(r.seq, dtype=torch.long)
+        return ids
+
+    def _run(
+        self, lm: LoadedModel, rows: list[_Row], *, rhyme: bool, stats: GenerationStats
+    ) -> None:
+        """Sample until every row has its ``target_lines`` bars (a row stops on its own)."""
+        for r in rows:
+            _, current = lp.split_bars(r.seq, lm.bos_id, lm.line_id)
+            r.lines = r.seq.count(lm.line_id)
+            r.bar_start = len(r.seq) - len(current)
+            r.done = r.lines >= r.target_lines
+        active = [False] * len(rows)
+        procs, rhyme_proc = self._processors(lm, rows, active, rhyme)
+        reqs = [r.request for r in rows]
+        temps = [q.temperature for q in reqs]
+        top_ks = [q.top_k for q in reqs]
+        top_ps = [q.top_p for q in reqs]
+        gens = [r.generator for r in rows]
+        # a bound no correct run reaches: each bar takes at most max_bar_tokens steps
+        max_steps = sum(
+            (r.target_lines - r.lines) * self.max_bar_tokens * (self.max_resamples + 2)
+            for r in rows
+        )
+        dev = self.device
+        logits = cache = mask = next_pos = None
+        rebuild = True
+        steps = 0
+        while not all(r.done for r in rows):
+            if steps > max_steps:
+                raise RuntimeError("generation did not finish: a bar never ended")
+            if rebuild or int(next_pos.max()) >= lm.n_ctx:
+                t0 = time.perf_counter()
+                logits, cache, mask, next_pos = self._prefill(lm, rows)
+                stats.model_seconds += time.perf_counter() - t0
+                stats.prefills += 1
+                rebuild = False
+            for i, r in enumerate(rows):
+                active[i] = r.attempts >= self.max_resamples
+            scores = lp.apply_processors(procs, self._input_ids(lm, rows), logits)
+            alive = [i for i, r in enumerate(rows) if not r.done]
+            picks = lp.sample(scores, temps, top_ks, top_ps, gens, rows=alive)
+            steps += 1
+            feed = torch.full((len(rows), 1), lm.pad_id, dtype=torch.long)
+            for i in alive:
+                r = rows[i]
+                token = int(picks[i])
+                if token == lm.line_id and self._third_copy(lm, r):
+                    # roll the row back to the start of the bar and sample it again
+                    del r.seq[r.bar_start :]
+                    r.attempts += 1
+                    r.resampled += 1
+                    stats.resampled_bars += 1
+                    rebuild = True
+                    continue
+                r.seq.append(token)
+                feed[i, 0] = token
+                if token == lm.line_id:
+                    r.lines += 1
+                    r.bar_start = len(r.seq)
+                    r.attempts = 0
+                    r.done = r.lines >= r.target_lines
+            if rebuild or all(r.done for r in rows):
+                continue
+            fed = set(alive)
+            step_mask = torch.tensor([[int(i in fed)] for i in range(len(rows))], dtype=torch.long)
+            mask = torch.cat([mask, step_mask], dim=-1)
+            t0 = time.perf_counter()
+            out = lm.model(
+                input_ids=feed.to(dev),
+                attention_mask=mask.to(dev),
+                position_ids=next_pos[:, None].to(dev),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            next_pos = next_pos + step_mask[:, 0]
+            logits, cache = out.logits[:, -1, :].float().cpu(), out.past_key_values
+            stats.model_seconds += time.perf_counter() - t0
+        stats.steps += steps
+        if rhyme_proc is not None:
+            stats.rhyme_constrained_steps += rhyme_proc.applied
+
+    def _third_copy(self, lm: LoadedModel, row: _Row) -> bool:
+        """Whether ending the current bar now would put a bar in the verse a third time."""
+        if self.max_resamples == 0 or row.attempts >= self.max_resamples:
+            return False  # from here the DuplicateBarProcessor keeps <LINE> from completing it
+        bars, current = lp.split_bars(row.seq, lm.bos_id, lm.line_id)
+        key = bar_key(lm.tokenizer.decode(current))
+        return Counter(bar_key(lm.tokenizer.decode(b)) for b in bars)[key] >= 2

@@ -1,0 +1,409 @@
+"""Logits processors and the sampler of the two-stage generator.
+
+Every processor follows the transformers ``LogitsProcessor`` contract: ``__call__(input_ids,
+scores) -> scores`` with ``input_ids`` the (left-padded) token ids of each row so far and
+``scores`` the next-token logits; arguments are checked in ``__init__`` and ``scores`` is
+never modified in place. Per-row options (one value per row of the batch) let requests with
+different settings share a batch.
+
+Rows are read from ``input_ids`` alone: the verse starts at the last ``<BOS>``, bars end with
+``<LINE>``, and the tokens after the last ``<LINE>`` are the bar being written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from rgpt2.metrics import bar_key
+from rgpt2.rhyme import RhymeIndex, RhymeTrie, normalize_word, scheme_partner
+
+NEG_INF = float("-inf")
+
+Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def row_tokens(input_ids: torch.Tensor, pad_id: int) -> list[list[int]]:
+    """Each row's ids without its left padding."""
+    rows = []
+    for row in input_ids.tolist():
+        start = 0
+        while start < len(row) and row[start] == pad_id:
+            start += 1
+        rows.append(row[start:])
+    return rows
+
+
+def split_bars(
+    tokens: Sequence[int], bos_id: int, line_id: int
+) -> tuple[list[list[int]], list[int]]:
+    """(completed bars, current bar) of the verse that starts at the last ``<BOS>``."""
+    start = 0
+    for i in range(len(tokens) - 1, -1, -1):
+        if tokens[i] == bos_id:
+            start = i + 1
+            break
+    bars: list[list[int]] = []
+    current: list[int] = []
+    for t in tokens[start:]:
+        if t == line_id:
+            bars.append(current)
+            current = []
+        else:
+            current.append(t)
+    return bars, current
+
+
+def verse_tokens(tokens: Sequence[int], bos_id: int) -> list[int]:
+    """The tokens after the last ``<BOS>``."""
+    for i in range(len(tokens) - 1, -1, -1):
+        if tokens[i] == bos_id:
+            return list(tokens[i + 1 :])
+    return list(tokens)
+
+
+def _check_rows(name: str, values: Sequence[Any]) -> None:
+    if len(values) == 0:
+        raise ValueError(f"{name} needs one value per row, got none")
+
+
+def _check_batch(name: str, values: Sequence[Any], scores: torch.Tensor) -> None:
+    if len(values) != scores.shape[0]:
+        raise ValueError(f"{name}: {len(values)} per-row values for a batch of {scores.shape[0]}")
+
+
+class BanTokensProcessor:
+    """Never sample ``token_ids`` (``<BOS>``, ``<PAD>``, ``<EOV>``, padding rows of the vocab)."""
+
+    def __init__(self, token_ids: Sequence[int], vocab_size: int) -> None:
+        if vocab_size <= 0:
+            raise ValueError(f"vocab_size must be positive, not {vocab_size}")
+        bad = [t for t in token_ids if not 0 <= t < vocab_size]
+        if bad:
+            raise ValueError(f"token ids {bad} are outside a vocabulary of {vocab_size}")
+        self.mask = torch.zeros(vocab_size, dtype=torch.bool)
+        self.mask[list(token_ids)] = True
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores.masked_fill(self.mask[: scores.shape[-1]].to(scores.device), NEG_INF)
+
+
+class BarLengthProcessor:
+    """No empty bars, no endless bars.
+
+    ``<LINE>`` is banned until the bar has a token with a letter or digit (``wordy``), and
+    forced once the bar has ``max_bar_tokens`` tokens.
+    """
+
+    def __init__(
+        self, bos_id: int, line_id: int, pad_id: int, wordy: torch.Tensor, max_bar_tokens: int
+    ) -> None:
+        if max_bar_tokens < 2:
+            raise ValueError(f"max_bar_tokens must be at least 2, not {max_bar_tokens}")
+        if wordy.dtype != torch.bool or wordy.dim() != 1:
+            raise ValueError("wordy must be a 1-D bool tensor over the vocabulary")
+        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
+        self.wordy = wordy.tolist()
+        self.max_bar_tokens = max_bar_tokens
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        out = scores.clone()
+        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+            _, current = split_bars(tokens, self.bos_id, self.line_id)
+            if len(current) >= self.max_bar_tokens:
+                line_score = out[i, self.line_id].clone()
+                out[i] = NEG_INF
+                out[i, self.line_id] = line_score if torch.isfinite(line_score) else 0.0
+            elif not any(self.wordy[t] for t in current if t < len(self.wordy)):
+                out[i, self.line_id] = NEG_INF
+        return out
+
+
+class RepetitionPenaltyProcessor:
+    """CTRL-style repetition penalty per row over the verse so far (special tokens exempt)."""
+
+    def __init__(
+        self, penalties: Sequence[float], bos_id: int, pad_id: int, exempt: Sequence[int]
+    ) -> None:
+        _check_rows("penalties", penalties)
+        if any(p < 1.0 for p in penalties):
+            raise ValueError(f"repetition penalties must be >= 1.0, got {list(penalties)}")
+        self.penalties = [float(p) for p in penalties]
+        self.bos_id, self.pad_id = bos_id, pad_id
+        self.exempt = set(exempt)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("penalties", self.penalties, scores)
+        ids = input_ids.to(scores.device)
+        # positions after the last <BOS> of their row (no <BOS> at or after them)
+        is_bos = (ids == self.bos_id).long()
+        after_bos = is_bos.flip(-1).cumsum(-1).flip(-1) == 0
+        seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        seen.scatter_(1, ids.clamp(0, scores.shape[-1] - 1), after_bos)
+        exempt = [t for t in self.exempt if 0 <= t < scores.shape[-1]]
+        if exempt:
+            seen[:, exempt] = False
+        p = torch.tensor(self.penalties, dtype=scores.dtype, device=scores.device)[:, None]
+        penalised = torch.where(scores < 0, scores * p, scores / p)
+        return torch.where(seen, penalised, scores)
+
+
+class NoRepeatNGramProcessor:
+    """Per row, ban tokens that would repeat an n-gram already in the verse (0 = off)."""
+
+    def __init__(self, sizes: Sequence[int], bos_id: int, pad_id: int) -> None:
+        _check_rows("sizes", sizes)
+        if any(n < 0 for n in sizes):
+            raise ValueError(f"n-gram sizes must be >= 0, got {list(sizes)}")
+        self.sizes = [int(n) for n in sizes]
+        self.bos_id, self.pad_id = bos_id, pad_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("sizes", self.sizes, scores)
+        out = scores.clone()
+        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+            n = self.sizes[i]
+            verse = verse_tokens(tokens, self.bos_id)
+            if n == 0 or len(verse) < n:
+                continue
+            prefix = verse[len(verse) - n + 1 :] if n > 1 else []
+            banned = {
+                verse[j + n - 1]
+                for j in range(len(verse) - n + 1)
+                if verse[j : j + n - 1] == prefix
+            }
+            if banned:
+                out[i, sorted(banned)] = NEG_INF
+        return out
+
+
+class DuplicateBarProcessor:
+    """Ban ``<LINE>`` where it would complete a bar the verse already has ``max_repeats`` times.
+
+    Bars are compared as text (case, punctuation and spacing ignored). ``active`` (one flag per
+    row, read at each call) switches the rule on per row: the generator first resamples a
+    repeated bar freely and turns this on only when resampling keeps repeating it.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        bos_id: int,
+        line_id: int,
+        pad_id: int,
+        active: Sequence[bool],
+        max_repeats: int = 2,
+    ) -> None:
+        _check_rows("active", active)
+        if max_repeats < 1:
+            raise ValueError(f"max_repeats must be at least 1, not {max_repeats}")
+        self.tokenizer = tokenizer
+        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
+        self.active = active
+        self.max_repeats = max_repeats
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("active", self.active, scores)
+        out = scores
+        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+            if not self.active[i]:
+                continue
+            bars, current = split_bars(tokens, self.bos_id, self.line_id)
+            counts = Counter(bar_key(self.tokenizer.decode(b)) for b in bars)
+            if counts[bar_key(self.tokenizer.decode(current))] >= self.max_repeats:
+                if out is scores:
+                    out = scores.clone()
+                out[i, self.line_id] = NEG_INF
+        return out
+
+
+def boundary_mask(tokenizer: Any, vocab_size: int, line_id: int) -> torch.Tensor:
+    """Tokens that may follow a complete word: a new word (leading space), punctuation, <LINE>."""
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    for token, idx in tokenizer.get_vocab().items():
+        if idx >= vocab_size:
+            continue
+        text = tokenizer.convert_tokens_to_string([token])
+        if text[:1].isspace() or (text and not any(ch.isalnum() for ch in text)):
+            mask[idx] = True
+    mask[line_id] = True
+    return mask
+
+
+def wordy_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
+    """Tokens with a letter or digit in them."""
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    for token, idx in tokenizer.get_vocab().items():
+        if idx < vocab_size and any(
+            ch.isalnum() for ch in tokenizer.convert_tokens_to_string([token])
+        ):
+            mask[idx] = True
+    return mask
+
+
+RHYME_MODES = ("restrict", "bias")
+
+
+class RhymeLogitsProcessor:
+    """Make the first word of each bar rhyme with its partner bar's end word (reverse model).
+
+    Rows are reversed verses: a bar's first word is its rhyme word. For a bar whose partner
+    (``rhyme.scheme_partner``) exists, the partner's first word is looked up in ``index`` and
+    the next tokens are held to its :class:`~rgpt2.rhyme.RhymeTrie`, token by token through a
+    multi-token word; once a whole word is spelled, the word may continue in the trie or end
+    (a ``boundary`` token). ``mode="restrict"`` bans every other token; ``mode="bias"`` adds
+    ``bias`` to the allowed ones instead. ``schemes[i]`` None switches row i off; so does a
+    partner word with no known rhymes, or a bar whose start already left the trie.
+    """
+
+    def __init__(
+        self,
+        index: RhymeIndex,
+        schemes: Sequence[str | None],
+        bos_id: int,
+        line_id: int,
+        pad_id: int,
+        boundary: torch.Tensor,
+        mode: str = "restrict",
+        bias: float = 5.0,
+    ) -> None:
+        _check_rows("schemes", schemes)
+        for s in schemes:
+            if s is not None:
+                scheme_partner(1, s)  # raises on an unknown scheme
+        if mode not in RHYME_MODES:
+            raise ValueError(f"mode must be one of {RHYME_MODES}, not {mode!r}")
+        if mode == "bias" and not bias > 0:
+            raise ValueError(f"bias must be positive, not {bias}")
+        if boundary.dtype != torch.bool or boundary.dim() != 1:
+            raise ValueError("boundary must be a 1-D bool tensor over the vocabulary")
+        self.index = index
+        self.schemes = list(schemes)
+        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
+        self.boundary = boundary
+        self.mode = mode
+        self.bias = float(bias)
+        self._word_cache: dict[tuple[int, ...], str] = {}
+        self._mask_cache: dict[int, torch.Tensor] = {}
+        self.applied = 0  # how many (row, step) pairs were constrained, for tests and stats
+
+    def rhyme_word(self, bar: Sequence[int]) -> str:
+        """The rhyme word of a reversed bar: its first word with a letter or digit."""
+        key = tuple(bar)
+        word = self._word_cache.get(key)
+        if word is None:
+            word = ""
+            for token in self.index.tokenizer.decode(list(bar)).split():
+                word = normalize_word(token)
+                if word:
+                    break
+            self._word_cache[key] = word
+        return word
+
+    def allowed(self, trie: RhymeTrie, current: Sequence[int]) -> torch.Tensor | None:
+        """Allowed next tokens for a bar that starts with ``current``, None if unconstrained."""
+        node = trie.walk(current)
+        if node is None:
+            return None
+        mask = self._mask_cache.get(id(node))
+        if mask is None:
+            mask = torch.zeros(self.boundary.shape[0], dtype=torch.bool)
+            children = [t for t in node.children if t < mask.shape[0]]
+            if children:
+                mask[children] = True
+            if node.terminal and current:
+                mask |= self.boundary
+            self._mask_cache[id(node)] = mask
+        return mask
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("schemes", self.schemes, scores)
+        out = scores
+        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+            scheme = self.schemes[i]
+            if scheme is None:
+                continue
+            bars, current = split_bars(tokens, self.bos_id, self.line_id)
+            partner = scheme_partner(len(bars), scheme)
+            if partner is None or partner >= len(bars):
+                continue
+            target = self.rhyme_word(bars[partner])
+            if not target:
+                continue
+            trie = self.index.trie(target)
+            if not trie:
+                continue
+            mask = self.allowed(trie, current)
+            if mask is None or not mask.any():
+                continue
+            if out is scores:
+                out = scores.clone()
+            mask = mask[: out.shape[-1]].to(out.device)
+            if self.mode == "restrict":
+                out[i] = out[i].masked_fill(~mask, NEG_INF)
+            else:
+                out[i] = out[i] + self.bias * mask
+            self.applied += 1
+        return out
+
+
+def apply_processors(
+    processors: Sequence[Processor], input_ids: torch.Tensor, scores: torch.Tensor
+) -> torch.Tensor:
+    """Run ``processors`` in order; a row one of them leaves with no finite score is restored.
+
+    (A rhyme restriction can meet an n-gram ban that removed every rhyming token: the row
+    then keeps its earlier scores rather than sampling from nothing.)
+    """
+    for proc in processors:
+        new = proc(input_ids, scores)
+        dead = ~torch.isfinite(new).any(dim=-1)
+        if dead.any():
+            new = torch.where(dead[:, None], scores, new)
+        scores = new
+    return scores
+
+
+def sample(
+    scores: torch.Tensor,
+    temperatures: Sequence[float],
+    top_ks: Sequence[int],
+    top_ps: Sequence[float],
+    generators: Sequence[torch.Generator],
+    rows: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """One token per row: temperature, then top-k (0 = off), then nucleus top-p.
+
+    Each row draws from its own ``torch.Generator``, so a row's tokens depend only on its seed
+    and its own scores. ``rows`` limits sampling to those rows (the rest get -1).
+    """
+    batch, vocab = scores.shape
+    for name, values in (("temperatures", temperatures), ("top_ks", top_ks), ("top_ps", top_ps)):
+        if len(values) != batch:
+            raise ValueError(f"{name}: {len(values)} values for a batch of {batch}")
+    if len(generators) != batch:
+        raise ValueError(f"generators: {len(generators)} for a batch of {batch}")
+    temps = torch.tensor([float(t) for t in temperatures], dtype=torch.float32)
+    logits = scores.float() / temps[:, None]
+    if all(0 < k < vocab for k in top_ks):
+        # only the best max(k) tokens can survive: a partial sort is much cheaper
+        sorted_logits, order = logits.topk(max(top_ks), dim=-1)
+    else:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+    width = sorted_logits.shape[-1]
+    ranks = torch.arange(width)[None, :]
+    ks = torch.tensor([k if 0 < k < width else width for k in top_ks])
+    drop = ranks >= ks[:, None]
+    probs = torch.softmax(sorted_logits.masked_fill(drop, NEG_INF), dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # mass of the better tokens
+    drop |= before > torch.tensor([float(p) for p in top_ps])[:, None]
+    drop[:, 0] = False  # always keep the best token
+    probs = torch.softmax(sorted_logits.masked_fill(drop, NEG_INF), dim=-1)
+    out = torch.full((batch,), -1, dtype=torch.long)
+    for i in range(batch) if rows is None else rows:
+        pick = torch.multinomial(probs[i], 1, generator=generators[i])
+        out[i] = order[i, pick.item()]
+    return out
