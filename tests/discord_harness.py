@@ -182,11 +182,18 @@ class Replies(list[Sent]):
 class Harness:
     """A bot with its replies captured. Use ``async with Harness(bot) as h``."""
 
-    def __init__(self, bot: discord.Client, *, guild_id: int = GUILD_ID) -> None:
+    def __init__(
+        self,
+        bot: discord.Client,
+        *,
+        guild_id: int = GUILD_ID,
+        messages: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
+        """``messages``: the channel history so far (another harness's, for a restart)."""
         self.bot = bot
         self.guild_id = guild_id
         self.sent: list[Sent] = []
-        self.messages: dict[int, dict[str, Any]] = {}
+        self.messages: dict[int, dict[str, Any]] = dict(messages or {})
         self._patches: list[tuple[object, str, Any]] = []
 
     # -- set-up -----------------------------------------------------------------------
@@ -484,6 +491,8 @@ class Harness:
     ) -> Replies:
         """Press the button ``custom_id`` on a message the bot posted."""
         message = self.messages[message_id]
+        present = [c["custom_id"] for c in _walk_components(message["components"])]
+        assert custom_id in present, f"no button {custom_id} on message {message_id}: {present}"
         channel_id = int(message["channel_id"])
         payload = self._base(3, user, channel_id)
         payload["message"] = message
