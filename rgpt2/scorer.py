@@ -41,6 +41,17 @@ def default_base() -> Path:
     return folder
 
 
+def default_model() -> str:
+    """$RGPT2_SCORER_MODEL, else the starter scorer shipped in the package (rgpt2/models/scorer)."""
+    import os
+    from importlib import resources
+
+    configured = os.environ.get("RGPT2_SCORER_MODEL", "").strip()
+    if configured:
+        return configured
+    return str(resources.files("rgpt2").joinpath("models", "scorer"))
+
+
 def rap_label_index(config: Any) -> int:
     """Index of the "rap" logit from the config's id2label (1 when unnamed)."""
     for idx, name in (getattr(config, "id2label", None) or {}).items():

@@ -49,7 +49,8 @@ _MASK_RULES: list[tuple[re.Pattern[str], str]] = [
 # Unmasked spellings folded onto the same forms the masks map to, so "nigger"/"niggas" and
 # "n****s" end up identical whatever file they came from.
 _FOLD_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\bnigg(?:er|a|ah|uh)(s?)\b", re.I), r"nigga\1"),
+    (re.compile(r"\bnigg(?:er|a|ah|uh)(?:s|z)\b|\bniggaz\b", re.I), "niggas"),
+    (re.compile(r"\bnigg(?:er|a|ah|uh)\b", re.I), "nigga"),
     (re.compile(r"\bmotherfuck", re.I), "motherfuck"),
     (re.compile(r"\bmoth(?:a|er)?f(?:uck|\*+)", re.I), "motherfuck"),
     (re.compile(r"\bmuh'?f(?:uck|\*+)", re.I), "motherfuck"),
