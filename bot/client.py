@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -20,6 +20,7 @@ from discord.ext import commands
 from bot.views import DYNAMIC_ITEMS, NO_PINGS, report_error, send_private
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.services.container import BotServices
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 COGS = ("bot.cogs.rap", "bot.cogs.battle", "bot.cogs.ratings", "bot.cogs.lyrics", "bot.cogs.admin")
 # commands an admin must reach from any channel, even when the bot is limited to some
 UNRESTRICTED_COMMANDS = frozenset({"admin"})
+
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 SyncMode = Literal["auto", "force", "never"]
 
@@ -115,11 +118,27 @@ class RGPT2Bot(commands.Bot):
         await self.services.close()
 
     async def close(self) -> None:
+        """Clean shutdown: the batch being generated is delivered, queued requests fail with
+        a clear message, handlers get a moment to post, then Discord and the database close."""
+        for cog in list(self.cogs.values()):
+            stop = getattr(cog, "stop_timers", None)
+            if stop is not None:
+                stop()
+        await self.services.generation.stop()
+        handlers = [
+            t
+            for t in asyncio.all_tasks()
+            if t.get_name().startswith(("CommandTree-invoker", "discord-ui-"))
+            and "timeout" not in t.get_name()
+            and not t.done()
+        ]
+        if handlers:
+            await asyncio.wait(handlers, timeout=SHUTDOWN_GRACE_SECONDS)
         await super().close()
         await self.close_services()
 
 
-async def build_bot(settings: Any, *, sync: bool = False) -> RGPT2Bot:
+async def build_bot(settings: Settings, *, sync: bool = False) -> RGPT2Bot:
     """Everything the bot needs, from settings: database, models, worker, services."""
     from bot.services.container import build_services
 
@@ -128,12 +147,12 @@ async def build_bot(settings: Any, *, sync: bool = False) -> RGPT2Bot:
     return RGPT2Bot(services, dev_guild_id=settings.dev_guild_id, sync=mode)
 
 
-def run_bot(settings: Any, sync: bool = False) -> int:
+def run_bot(settings: Settings, sync: bool = False) -> int:
     """Run the bot until SIGINT/SIGTERM; returns an exit code."""
     return asyncio.run(_run(settings, sync))
 
 
-async def _run(settings: Any, sync: bool) -> int:
+async def _run(settings: Settings, sync: bool) -> int:
     bot = await build_bot(settings, sync=sync)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -142,19 +161,13 @@ async def _run(settings: Any, sync: bool) -> int:
             loop.add_signal_handler(sig, stopping.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
-    runner = asyncio.create_task(
-        bot.start(
-            settings.discord_token.get_secret_value()
-            if hasattr(settings.discord_token, "get_secret_value")
-            else settings.discord_token
-        )
-    )
-    waiter = asyncio.create_task(stopping.wait())
+    runner = asyncio.create_task(bot.start(settings.require_token()), name="rgpt2-discord")
+    waiter = asyncio.create_task(stopping.wait(), name="rgpt2-signal")
     done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if waiter in done:
-        log.info("shutting down: finishing in-flight requests, closing the database")
-    await bot.close()
+        log.info("shutting down: finishing in-flight verses, then closing the database")
     waiter.cancel()
+    await bot.close()
     if runner in done and runner.exception() is not None:
         exc = runner.exception()
         if isinstance(exc, discord.LoginFailure):

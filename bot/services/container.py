@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.services.battles import BattleService
@@ -15,6 +16,7 @@ from bot.services.rankings import RankingService
 from bot.services.rap import RapService, VoteService
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.storage.db import Database
     from bot.storage.repo import Repository
     from rgpt2.worker import GenerationService
@@ -75,6 +77,9 @@ class BotServices:
 
     async def recover(self) -> None:
         """After a restart: jobs that were running are interrupted (their child is gone)."""
+        if self.finetune is not None and hasattr(self.finetune, "recover"):
+            await self.finetune.recover()  # also clears half-written model versions
+            return
         jobs = await self.repo.mark_interrupted_jobs()
         for job in jobs:
             log.warning("fine-tune job #%d was interrupted by a restart", job.id)
@@ -94,3 +99,88 @@ class BotServices:
         await self.generation.stop()
         if self.db is not None:
             await self.db.close()
+
+
+def load_generator(
+    forward: str | Path, reverse: str | Path, scorer: str | Path | None, device: str
+) -> Any:
+    """The two-stage generator (and the scorer when there is one). Slow: call off the loop."""
+    from rgpt2.errors import ModelLoadError
+    from rgpt2.generate import Generator
+
+    rap_scorer = None
+    if scorer is not None:
+        from rgpt2.scorer import RapScorer
+
+        try:
+            rap_scorer = RapScorer.load(scorer, device=device)
+        except ModelLoadError as exc:
+            log.warning("no rap scores: the scorer did not load (%s)", exc)
+    return Generator.load(forward, reverse, device=device, scorer=rap_scorer)
+
+
+async def build_services(
+    settings: Settings,
+    *,
+    forward: str | Path | None = None,
+    reverse: str | Path | None = None,
+    scorer: str | Path | None = None,
+    with_finetune: bool = True,
+) -> BotServices:
+    """Database, models, generation worker, fine-tune jobs and services, from settings.
+
+    ``forward``/``reverse``/``scorer`` override the settings' model locations. The reverse
+    model is the model store's current version (a fine-tune that went live survives a
+    restart) unless it is overridden.
+    """
+    import asyncio
+
+    from bot.services.model_store import ModelStore
+    from bot.storage import Database, Repository
+    from rgpt2.errors import ModelLoadError
+    from rgpt2.worker import GenerationService
+
+    forward = forward or settings.model_location("forward")
+    default_reverse = reverse or settings.model_location("reverse")
+    if scorer is None:
+        try:
+            scorer = settings.model_location("scorer")
+        except ModelLoadError as exc:
+            log.warning("no rap scores: %s", exc)
+    store = ModelStore(settings.model_store, {"forward": forward, "reverse": default_reverse})
+    serving_reverse = reverse or store.current("reverse")
+    device = settings.resolved_device()
+    log.info("loading models: forward %s, reverse %s, scorer %s", forward, serving_reverse, scorer)
+    generator = await asyncio.to_thread(load_generator, forward, serving_reverse, scorer, device)
+    db = await Database.open(settings.db_path)
+    repo = Repository(db)
+    generation = GenerationService(
+        generator,
+        queue_size=settings.queue_size,
+        max_batch=settings.max_batch,
+        request_timeout=settings.request_timeout_seconds,
+    )
+    await generation.start()
+    finetune = None
+    if with_finetune:
+        from bot.services.finetune import FinetuneJobs, FinetuneSettings
+
+        replay = (settings.finetune_replay,) if settings.finetune_replay else ()
+        finetune = FinetuneJobs(
+            repo,
+            generation,
+            store,
+            FinetuneSettings(work_dir=Path(settings.model_store) / "jobs", replay=replay),
+        )
+    return BotServices.create(
+        repo,
+        generation,
+        cooldown_seconds=settings.cooldown_seconds,
+        admin_ids=settings.admin_ids,
+        vote_seconds=settings.battle_vote_minutes * 60,
+        challenge_seconds=settings.battle_accept_minutes * 60,
+        lyrics_max_bytes=settings.lyrics_max_bytes,
+        finetune=finetune,
+        db=db,
+        default_epochs=settings.finetune_epochs,
+    )
