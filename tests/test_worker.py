@@ -211,3 +211,90 @@ async def test_bad_settings_are_refused():
         GenerationService(FakeGenerator(), max_batch=0)
     with pytest.raises(ServiceStopped):
         GenerationService(FakeGenerator()).submit(req(0))
+
+
+# -- the real Generator on tiny models ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    import torch
+    from conftest import TINY_VERSES
+
+    from rgpt2.bench import build_tiny_models
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared cores: spinning OpenMP threads slow tiny models 10x
+    yield build_tiny_models(tmp_path_factory.mktemp("models"), TINY_VERSES)
+    torch.set_num_threads(before)
+
+
+async def test_real_generator_one_forward_pass_serves_the_waiting_requests(tiny_models):
+    from rgpt2.generate import Generator
+
+    generator = Generator.load(*tiny_models)
+    rows_seen: list[int] = []
+    entered, gate = threading.Event(), threading.Event()
+
+    def count_rows(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        rows_seen.append(int(ids.shape[0]))
+        if not gate.is_set():  # hold the first batch until the others are queued
+            entered.set()
+            gate.wait(10)
+
+    hooks = [
+        lm.model.register_forward_pre_hook(count_rows, with_kwargs=True)
+        for lm in (generator.forward, generator.reverse)
+    ]
+    try:
+        async with GenerationService(generator, max_batch=8) as service:
+            first = service.submit(req(0))
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            rest = [service.submit(req(i, topic="money")) for i in range(1, 6)]
+            gate.set()
+            verses = [await first] + [await t for t in rest]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert service.stats.batch_sizes == {1: 1, 5: 1}
+    # the lone request's forward calls carried 1 row, then every call of the second batch
+    # carried all five rows at once: one forward pass per step for five verses
+    ones = rows_seen.index(5)
+    assert ones > 0 and rows_seen == [1] * ones + [5] * (len(rows_seen) - ones)
+    assert [v.seed for v in verses] == list(range(6))
+    assert all(len(v.bars) == 4 for v in verses)
+
+
+async def test_real_swap_refuses_unloadable_and_nan_models(tiny_models, tmp_path):
+    import shutil
+
+    import torch
+
+    from rgpt2.generate import Generator
+    from rgpt2.modeldir import load_model_dir, save_model_dir
+
+    fwd, rev = tiny_models
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(rev, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
+    model, tokenizer, meta = load_model_dir(rev)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    meta.version = "nan-weights"
+    nan_dir = save_model_dir(model, tokenizer, meta, tmp_path / "nan")
+
+    async with GenerationService(Generator.load(fwd, rev)) as service:
+        before = service.model_versions
+        with pytest.raises(SwapRefused, match="does not load.*corrupt"):
+            await service.swap("reverse", corrupt)
+        with pytest.raises(SwapRefused, match="fails to generate"):
+            await service.swap("reverse", nan_dir)
+        with pytest.raises(SwapRefused, match="does not load"):
+            await service.swap("reverse", fwd)  # a forward model where a reverse one goes
+        assert service.model_versions == before
+        assert len((await service.generate(req(1))).bars) == 4
+        # a good model does go live
+        assert (await service.swap("reverse", rev))["reverse"] == before["reverse"]
