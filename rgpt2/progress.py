@@ -51,7 +51,8 @@ class ProgressReporter:
     ``initial_step`` is where a resumed run starts (the bar and ETA count from there).
     ``bar``: True/False forces the terminal bar on/off; None shows it when stderr is a TTY.
     Speed (tokens/s, ETA) is measured over the last ``window`` steps so that a slow first
-    step or an evaluation pause does not distort it for long.
+    step or an evaluation pause does not distort it for long. ``time_budget_s`` (seconds left
+    before the run stops on its own) caps the ETA.
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class ProgressReporter:
         bar: bool | None = None,
         window: int = 20,
         stream: TextIO | None = None,
+        time_budget_s: float | None = None,
     ) -> None:
         self.total_steps = int(total_steps)
+        self.time_budget_s = time_budget_s
         self.history: list[dict[str, Any]] = []
         self._start = time.monotonic()
         self._marks: deque[tuple[float, int, int]] = deque(maxlen=window + 1)
@@ -102,6 +105,8 @@ class ProgressReporter:
             return None, None
         tokens_per_s = (k1 - k0) / dt if k1 > k0 else None
         eta = max(self.total_steps - step, 0) * dt / (step - s0)
+        if self.time_budget_s is not None:
+            eta = min(eta, max(0.0, self.time_budget_s - (t1 - self._start)))
         return tokens_per_s, eta
 
     # --- events --------------------------------------------------------------------------

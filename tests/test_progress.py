@@ -63,3 +63,10 @@ def test_plot_curve_writes_a_png(tmp_path):
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_curve([], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_eta_is_capped_by_a_time_budget():
+    rep = ProgressReporter(1_000_000, bar=False, time_budget_s=5.0)
+    rep.step(1, loss=1.0, tokens=10)
+    record = rep.step(2, loss=1.0, tokens=10)
+    assert 0 < record["eta_s"] <= 5.0
