@@ -30,7 +30,7 @@ PROGRESS_EDIT_SECONDS = 3.0
 
 
 class NotConfigured(RGPT2Error):
-    pass
+    """An admin action that cannot happen as things are (no jobs configured, nothing to do)."""
 
 
 def require_admin(interaction: discord.Interaction) -> None:
@@ -146,6 +146,13 @@ class AdminCog(commands.Cog):
         require_admin(interaction)
         jobs = finetune_of(interaction)
         services = services_of(interaction)
+        # the usual refusals answered privately, before a public progress message exists
+        if jobs.running:
+            raise NotConfigured("a fine-tune is already running: /admin status or /admin cancel.")
+        if await services.repo.pending_lyrics_count() == 0:
+            raise NotConfigured(
+                "there are no contributed lyrics waiting to be trained on (/lyrics submit)."
+            )
         await interaction.response.defer(thinking=True)
         message = await interaction.followup.send(
             f"Fine-tune: starting… {progress_bar(0.0)}", allowed_mentions=NO_PINGS, wait=True

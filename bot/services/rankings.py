@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from bot.storage.records import BattleStats, LeaderboardEntry, VerseRecord
     from bot.storage.repo import Repository
 
-MAX_MEMBERS_RANKED = 2000
-
 PERIODS: dict[str, dt.timedelta | None] = {
     "day": dt.timedelta(days=1),
     "week": dt.timedelta(days=7),
@@ -45,15 +43,8 @@ class RankingService:
     async def leaderboard(
         self, guild_id: int | None, period: str = "all", limit: int = 10
     ) -> tuple[list[LeaderboardEntry], list[BattleStats]]:
-        """Members by upvotes on the verses they requested, and by battle wins (all time)."""
+        """Members by upvotes on the verses they requested, and by battle wins."""
         since = self.since(period)
         by_votes = await self.repo.leaderboard(guild_id, since=since, limit=limit)
-        # every battler has verses in this server (theirs are stored as they are written),
-        # so the requesters are the candidates; the repository has no wins ranking query
-        everyone = await self.repo.leaderboard(guild_id, limit=MAX_MEMBERS_RANKED)
-        stats = [await self.repo.battle_stats(e.user_id, guild_id) for e in everyone]
-        by_wins = sorted(
-            (s for s in stats if s.wins or s.battles),
-            key=lambda s: (-s.wins, -(s.wins - s.losses), s.user_id),
-        )[:limit]
+        by_wins = await self.repo.battle_leaderboard(guild_id, since=since, limit=limit)
         return by_votes, by_wins
