@@ -166,9 +166,9 @@ def chunk_verse(
     """Split a verse into consecutive chunks each of ``measure(chunk) <= limit``.
 
     ``measure`` defaults to the number of bars; training passes a token count. Chunks are
-    filled greedily; a short tail (fewer than ``min_bars`` bars) is merged back into the
-    chunk before it when that still fits, otherwise kept only if it has ``min_bars`` bars.
-    A single bar longer than the limit becomes a chunk of its own (the packer cuts it).
+    filled greedily, and a short tail (fewer than ``min_bars`` bars) joins the chunk before it
+    when that still fits. No bar is lost: a single bar over the limit is a chunk of its own
+    (the packer cuts it).
     """
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
@@ -186,7 +186,7 @@ def chunk_verse(
             chunks[-1].extend(current)
         else:
             chunks.append(current)
-    return [c for c in chunks if len(c) >= min_bars] or [chunks[0]]
+    return chunks
 
 
 def iter_files(paths: Sequence[str | Path]) -> list[Path]:

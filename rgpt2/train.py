@@ -197,6 +197,8 @@ def encode_verses(
     min_bars: int,
 ) -> list[list[int]]:
     """Token ids of each verse in ``direction``; verses over ``context`` tokens are chunked."""
+    if not verses:
+        return []
     bars = sorted({b for v in verses for b in v})
     # a bar costs its own tokens plus <LINE>; a verse adds <BOS> and <EOV>
     lengths = dict(zip(bars, (len(ids) + 1 for ids in tokenizer(bars)["input_ids"]), strict=True))
@@ -471,7 +473,24 @@ def _epoch_summaries(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) one training run; see the module docstring."""
+    """Run (or resume) one training run; see the module docstring.
+
+    Any failure is also written to the progress file as an ``error`` event, so a parent
+    process following it learns why the run ended.
+    """
+    try:
+        return _train(cfg)
+    except (Exception, KeyboardInterrupt) as exc:
+        if cfg.progress_jsonl and not getattr(exc, "_rgpt2_reported", False):
+            message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            with ProgressReporter(0, cfg.progress_jsonl, bar=False) as rep:
+                rep.error(message or type(exc).__name__)
+        if isinstance(exc, FileNotFoundError | OSError) and not isinstance(exc, RGPT2Error):
+            raise TrainingError(str(exc)) from exc
+        raise
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
     import torch
 
     cfg.validate()
@@ -760,12 +779,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
             result.checkpoint_dir = None
         return result
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         reporter.error("interrupted", step=step)
+        exc._rgpt2_reported = True  # type: ignore[attr-defined]
         checkpoint()
         raise
     except Exception as exc:
         reporter.error(str(exc) or type(exc).__name__, step=step)
+        exc._rgpt2_reported = True  # type: ignore[attr-defined]
         raise
     finally:
         reporter.close()
