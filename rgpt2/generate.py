@@ -275,7 +275,9 @@ class Generator:
                 lm.pad_id,
                 exempt=[lm.line_id, lm.bos_id, lm.pad_id],
             ),
-            lp.NoRepeatNGramProcessor([q.no_repeat_ngram_size for q in reqs], lm.bos_id, lm.pad_id),
+            lp.NoRepeatNGramProcessor(
+                [q.no_repeat_ngram_size for q in reqs], lm.bos_id, lm.pad_id, lm.line_id
+            ),
             lp.DuplicateBarProcessor(lm.tokenizer, lm.bos_id, lm.line_id, lm.pad_id, active),
             lp.BarLengthProcessor(lm.bos_id, lm.line_id, lm.pad_id, wordy, self.max_bar_tokens),
         ]

@@ -12,8 +12,10 @@ Rows are read from ``input_ids`` alone: the verse starts at the last ``<BOS>``, 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,6 +67,41 @@ def verse_tokens(tokens: Sequence[int], bos_id: int) -> list[int]:
     return list(tokens)
 
 
+@dataclass(frozen=True)
+class ParsedRow:
+    """One row of ``input_ids`` read as a verse."""
+
+    tokens: list[int]  # without left padding
+    verse: list[int]  # after the last <BOS>
+    bars: list[list[int]]  # completed bars of the verse
+    current: list[int]  # the bar being written
+
+
+_parsed: tuple[torch.Tensor, tuple[int, int, int], list[ParsedRow]] | None = None
+_parsed_lock = threading.Lock()
+
+
+def parse_rows(input_ids: torch.Tensor, pad_id: int, bos_id: int, line_id: int) -> list[ParsedRow]:
+    """Every row of ``input_ids`` as a verse.
+
+    The processors of one step all read the same tensor: the last result is kept (with the
+    tensor itself, so its id cannot be reused) and returned again for it.
+    """
+    global _parsed
+    key = (pad_id, bos_id, line_id)
+    with _parsed_lock:
+        cached = _parsed
+    if cached is not None and cached[0] is input_ids and cached[1] == key:
+        return cached[2]
+    rows = []
+    for tokens in row_tokens(input_ids, pad_id):
+        bars, current = split_bars(tokens, bos_id, line_id)
+        rows.append(ParsedRow(tokens, verse_tokens(tokens, bos_id), bars, current))
+    with _parsed_lock:
+        _parsed = (input_ids, key, rows)
+    return rows
+
+
 def _check_rows(name: str, values: Sequence[Any]) -> None:
     if len(values) == 0:
         raise ValueError(f"{name} needs one value per row, got none")
@@ -110,14 +147,16 @@ class BarLengthProcessor:
         self.max_bar_tokens = max_bar_tokens
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        out = scores.clone()
-        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
-            _, current = split_bars(tokens, self.bos_id, self.line_id)
+        out = scores
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
+            current = row.current
             if len(current) >= self.max_bar_tokens:
+                out = out.clone() if out is scores else out
                 line_score = out[i, self.line_id].clone()
                 out[i] = NEG_INF
                 out[i, self.line_id] = line_score if torch.isfinite(line_score) else 0.0
             elif not any(self.wordy[t] for t in current if t < len(self.wordy)):
+                out = out.clone() if out is scores else out
                 out[i, self.line_id] = NEG_INF
         return out
 
@@ -133,40 +172,42 @@ class RepetitionPenaltyProcessor:
             raise ValueError(f"repetition penalties must be >= 1.0, got {list(penalties)}")
         self.penalties = [float(p) for p in penalties]
         self.bos_id, self.pad_id = bos_id, pad_id
-        self.exempt = set(exempt)
+        self.exempt = set(exempt) | {pad_id}
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("penalties", self.penalties, scores)
+        vocab = scores.shape[-1]
         ids = input_ids.to(scores.device)
         # positions after the last <BOS> of their row (no <BOS> at or after them)
         is_bos = (ids == self.bos_id).long()
-        after_bos = is_bos.flip(-1).cumsum(-1).flip(-1) == 0
-        seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        seen.scatter_(1, ids.clamp(0, scores.shape[-1] - 1), after_bos)
-        exempt = [t for t in self.exempt if 0 <= t < scores.shape[-1]]
-        if exempt:
-            seen[:, exempt] = False
+        seen = (is_bos.flip(-1).cumsum(-1).flip(-1) == 0) & (ids >= 0) & (ids < vocab)
+        if self.exempt:
+            seen &= ~torch.isin(ids, torch.tensor(sorted(self.exempt), device=ids.device))
+        # only the seen tokens' scores are touched: gather them, penalise, scatter back; the
+        # other positions point at <PAD> (exempt) and write its own score back unchanged
+        ids = torch.where(seen, ids, self.pad_id)
+        vals = scores.gather(1, ids)
         p = torch.tensor(self.penalties, dtype=scores.dtype, device=scores.device)[:, None]
-        penalised = torch.where(scores < 0, scores * p, scores / p)
-        return torch.where(seen, penalised, scores)
+        penalised = torch.where(vals < 0, vals * p, vals / p)
+        return scores.scatter(1, ids, torch.where(seen, penalised, vals))
 
 
 class NoRepeatNGramProcessor:
     """Per row, ban tokens that would repeat an n-gram already in the verse (0 = off)."""
 
-    def __init__(self, sizes: Sequence[int], bos_id: int, pad_id: int) -> None:
+    def __init__(self, sizes: Sequence[int], bos_id: int, pad_id: int, line_id: int = -1) -> None:
         _check_rows("sizes", sizes)
         if any(n < 0 for n in sizes):
             raise ValueError(f"n-gram sizes must be >= 0, got {list(sizes)}")
         self.sizes = [int(n) for n in sizes]
-        self.bos_id, self.pad_id = bos_id, pad_id
+        self.bos_id, self.pad_id, self.line_id = bos_id, pad_id, line_id
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("sizes", self.sizes, scores)
-        out = scores.clone()
-        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+        out = scores
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
             n = self.sizes[i]
-            verse = verse_tokens(tokens, self.bos_id)
+            verse = row.verse
             if n == 0 or len(verse) < n:
                 continue
             prefix = verse[len(verse) - n + 1 :] if n > 1 else []
@@ -176,6 +217,7 @@ class NoRepeatNGramProcessor:
                 if verse[j : j + n - 1] == prefix
             }
             if banned:
+                out = out.clone() if out is scores else out
                 out[i, sorted(banned)] = NEG_INF
         return out
 
@@ -208,10 +250,10 @@ class DuplicateBarProcessor:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("active", self.active, scores)
         out = scores
-        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
             if not self.active[i]:
                 continue
-            bars, current = split_bars(tokens, self.bos_id, self.line_id)
+            bars, current = row.bars, row.current
             counts = Counter(bar_key(self.tokenizer.decode(b)) for b in bars)
             if counts[bar_key(self.tokenizer.decode(current))] >= self.max_repeats:
                 if out is scores:
@@ -322,11 +364,11 @@ class RhymeLogitsProcessor:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("schemes", self.schemes, scores)
         out = scores
-        for i, tokens in enumerate(row_tokens(input_ids, self.pad_id)):
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
             scheme = self.schemes[i]
             if scheme is None:
                 continue
-            bars, current = split_bars(tokens, self.bos_id, self.line_id)
+            bars, current = row.bars, row.current
             partner = scheme_partner(len(bars), scheme)
             if partner is None or partner >= len(bars):
                 continue
@@ -360,6 +402,8 @@ def apply_processors(
     """
     for proc in processors:
         new = proc(input_ids, scores)
+        if new is scores:
+            continue  # untouched (processors return their input when they change nothing)
         dead = ~torch.isfinite(new).any(dim=-1)
         if dead.any():
             new = torch.where(dead[:, None], scores, new)
