@@ -13,6 +13,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,54 +68,75 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def figures(latencies: Sequence[float], wall: float) -> dict[str, float]:
-    return {
-        "verses_per_s": round(len(latencies) / wall, 3),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p95_ms": round(percentile(latencies, 95) * 1000, 1),
-    }
+@dataclass
+class Tally:
+    """Latencies and wall time of one configuration, summed over rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    max_lag_ms: float | None = None
+    batches: int = 0
+    verses: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.latencies += other.latencies
+        self.wall += other.wall
+        self.batches += other.batches
+        self.verses += other.verses
+        if other.max_lag_ms is not None:
+            self.max_lag_ms = max(self.max_lag_ms or 0.0, other.max_lag_ms)
+
+    def figures(self) -> dict[str, float]:
+        out = {
+            "verses_per_s": round(len(self.latencies) / self.wall, 3) if self.wall else 0.0,
+            "p50_ms": round(percentile(self.latencies, 50) * 1000, 1),
+            "p95_ms": round(percentile(self.latencies, 95) * 1000, 1),
+        }
+        if self.max_lag_ms is not None:
+            out["max_loop_lag_ms"] = round(self.max_lag_ms, 1)
+            out["mean_batch"] = round(self.verses / self.batches, 2) if self.batches else 0.0
+        return out
 
 
 def run_naive(
     generator: GeneratorLike, requests: Sequence[RapRequest], written: list[Verse] | None = None
-) -> dict[str, float]:
+) -> Tally:
     """Each request alone, one after another, in this thread: no service, no batching."""
-    latencies = []
+    tally = Tally()
     start = time.perf_counter()
     for request in requests:
         t0 = time.perf_counter()
         verses = generator.generate([request])
-        latencies.append(time.perf_counter() - t0)
+        tally.latencies.append(time.perf_counter() - t0)
         if written is not None:
             written.extend(verses)
-    return figures(latencies, time.perf_counter() - start)
+    tally.wall = time.perf_counter() - start
+    return tally
 
 
 async def run_service(
     service: GenerationService, requests: Sequence[RapRequest], concurrency: int
-) -> dict[str, float]:
+) -> Tally:
     """``concurrency`` callers, each awaiting one verse at a time until all are written."""
     pending = list(reversed(requests))
-    latencies: list[float] = []
+    tally = Tally()
 
     async def caller() -> None:
         while pending:
             request = pending.pop()
             t0 = time.perf_counter()
             await service.generate(request)
-            latencies.append(time.perf_counter() - t0)
+            tally.latencies.append(time.perf_counter() - t0)
 
     before = service.stats.batches, service.stats.verses
     async with LoopLagProbe() as probe:
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-    batches = service.stats.batches - before[0]
-    verses = service.stats.verses - before[1]
-    return figures(latencies, wall) | {
-        "max_loop_lag_ms": round(probe.max_lag_ms, 1),
-        "mean_batch": round(verses / batches, 2) if batches else 0.0,
-    }
+        tally.wall = time.perf_counter() - start
+    tally.max_lag_ms = probe.max_lag_ms
+    tally.batches = service.stats.batches - before[0]
+    tally.verses = service.stats.verses - before[1]
+    return tally
 
 
 async def bench_service(
@@ -124,9 +146,15 @@ async def bench_service(
     *,
     max_batch: int = 16,
     background: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
-) -> dict[str, dict[str, float]]:
-    """The service at each concurrency; inside ``background()`` (e.g. a fine-tune child)."""
-    results: dict[str, dict[str, float]] = {}
+    tallies: dict[str, Tally] | None = None,
+) -> dict[str, Any]:
+    """The service at each concurrency (inside ``background()``, e.g. a fine-tune child).
+
+    Returns the figures per concurrency; with ``tallies``, also adds the raw measurements
+    there (so rounds can be combined).
+    """
+    tallies = {} if tallies is None else tallies
+    results: dict[str, Any] = {}
     service = GenerationService(
         generator, queue_size=max(64, max(concurrencies)), max_batch=max_batch, request_timeout=None
     )
@@ -134,16 +162,19 @@ async def bench_service(
         ctx = background() if background is not None else contextlib.nullcontext()
         async with ctx as info:
             for c in concurrencies:
-                results[str(c)] = await run_service(service, requests, c)
+                tally = await run_service(service, requests, c)
+                tallies.setdefault(str(c), Tally()).add(tally)
+                results[str(c)] = tally.figures()
         if isinstance(info, dict):  # complete only now that the background has ended
             results["background"] = info
     return results
 
 
-def warm_up(generator: GeneratorLike, bars: int) -> list[Verse]:
-    """First calls pay for lazy initialisation: keep them out of every measurement."""
-    generator.generate(make_requests(2, bars, seed=1))
-    return generator.generate(make_requests(1, bars, seed=2))
+def warm_up(generator: GeneratorLike, bars: int, largest_batch: int) -> None:
+    """First calls (and first batch shapes) pay for lazy initialisation: not measured."""
+    generator.generate(make_requests(1, bars, seed=1))
+    generator.generate(make_requests(largest_batch, bars, seed=2))
+    generator.generate(make_requests(1, bars, seed=3))
 
 
 @contextlib.asynccontextmanager
@@ -253,27 +284,39 @@ def run_all(
     bars: int,
     concurrencies: Sequence[int],
     max_batch: int = 16,
+    rounds: int = 2,
     finetune_from: str | Path | None = None,
     finetune_data: Sequence[str | Path] = (),
     finetune_concurrency: int = 8,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
-    """The whole benchmark, as the JSON object ``rgpt2 bench --json`` prints."""
+    """The whole benchmark, as the JSON object ``rgpt2 bench --json`` prints.
+
+    Each round runs the naive baseline and then the service at every concurrency on the
+    same requests; figures combine the rounds, so neither side always runs first on a
+    machine whose load drifts.
+    """
     work = make_requests(requests, bars)
     progress("warming up")
-    warm_up(generator, bars)
-    progress(f"naive: {len(work)} requests one at a time")
+    warm_up(generator, bars, min(max_batch, max(concurrencies)))
+    naive = Tally()
+    service: dict[str, Tally] = {}
     written: list[Verse] = []
+    for r in range(1, rounds + 1):
+        progress(f"round {r}/{rounds}: naive, {len(work)} requests one at a time")
+        naive.add(run_naive(generator, work, written if r == 1 else None))
+        progress(f"round {r}/{rounds}: service at concurrency {', '.join(map(str, concurrencies))}")
+        asyncio.run(
+            bench_service(generator, work, concurrencies, max_batch=max_batch, tallies=service)
+        )
     result: dict[str, Any] = {
         "requests": len(work),
         "bars": bars,
+        "rounds": rounds,
         "max_batch": max_batch,
-        "naive": run_naive(generator, work, written),
+        "naive": naive.figures(),
+        "service": {c: service[str(c)].figures() for c in map(str, concurrencies)},
     }
-    progress(f"service at concurrency {', '.join(map(str, concurrencies))}")
-    result["service"] = asyncio.run(
-        bench_service(generator, work, concurrencies, max_batch=max_batch)
-    )
     if finetune_from is not None:
         with tempfile.TemporaryDirectory(prefix="rgpt2-bench-ft-") as tmp:
             data = list(finetune_data)

@@ -33,10 +33,10 @@ def test_requests_are_seeded_and_distinct():
 
 def test_service_batches_concurrent_callers_and_naive_does_not():
     gen = FakeGenerator(delay=0.05)
-    result = run_all(gen, requests=24, bars=4, concurrencies=[1, 8])
+    result = run_all(gen, requests=24, bars=4, concurrencies=[1, 8], rounds=1)
     sizes = [len(b) for b in gen.batches]
-    assert sizes[:2] == [2, 1]  # warm-up
-    assert sizes[2:26] == [1] * 24  # naive: one request per call
+    assert sizes[:3] == [1, 8, 1]  # warm-up
+    assert sizes[3:27] == [1] * 24  # naive: one request per call
     service = result["service"]
     assert service["1"]["mean_batch"] == 1.0
     # 8 callers on a generator that takes as long for 8 verses as for 1: batches form
@@ -46,7 +46,7 @@ def test_service_batches_concurrent_callers_and_naive_does_not():
         assert figs["p50_ms"] <= figs["p95_ms"]
         assert figs["max_loop_lag_ms"] >= 0
     served = sum(len(b) for b in gen.batches)
-    assert served == 3 + 24 * 3  # warm-up, naive, and each service run: nothing lost
+    assert served == 10 + 24 * 3  # warm-up, naive, and each service run: nothing lost
     table = format_table(result)
     assert "naive (batch of 1)" in table and "service, 8 callers" in table
 
@@ -54,10 +54,11 @@ def test_service_batches_concurrent_callers_and_naive_does_not():
 def test_naive_generates_one_request_per_call():
     gen = FakeGenerator()
     written: list = []
-    figs = run_naive(gen, make_requests(5, 4), written)
+    tally = run_naive(gen, make_requests(5, 4), written)
     assert [len(b) for b in gen.batches] == [1] * 5
     assert [v.seed for v in written] == [r.seed for r in make_requests(5, 4)]
-    assert figs["verses_per_s"] > 0
+    assert len(tally.latencies) == 5 and tally.figures()["verses_per_s"] > 0
+    assert "max_loop_lag_ms" not in tally.figures()  # no event loop in the naive run
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,17 @@ def tiny_models(tmp_path_factory):
 
 
 def test_bench_command_json_on_tiny_models(tiny_models, capsys):
-    args = ["bench", "--models", str(tiny_models), "--requests", "4", "--bars", "4"]
+    args = [
+        "bench",
+        "--models",
+        str(tiny_models),
+        "--requests",
+        "4",
+        "--bars",
+        "4",
+        "--rounds",
+        "1",
+    ]
     assert main([*args, "--concurrency", "1,2", "--threads", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["naive"]) == {"verses_per_s", "p50_ms", "p95_ms"}

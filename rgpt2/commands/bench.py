@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-batch", type=int, default=16, help="the service's largest batch")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternate naive and service runs this many times (default 2); figures combine them",
+    )
+    parser.add_argument(
         "--with-finetune",
         action="store_true",
         help="also run the service while a low-priority fine-tune child trains",
@@ -79,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--bars must be between 4 and 32")
     if args.max_batch < 1:
         raise CommandError("--max-batch must be at least 1")
+    if args.rounds < 1:
+        raise CommandError("--rounds must be at least 1")
     forward = args.forward or (str(Path(args.models) / "forward") if args.models else None)
     reverse = args.reverse or (str(Path(args.models) / "reverse") if args.models else None)
     if not args.tiny and not (forward and reverse):
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             bars=args.bars,
             concurrencies=args.concurrency,
             max_batch=args.max_batch,
+            rounds=args.rounds,
             finetune_from=reverse if args.with_finetune else None,
             finetune_data=args.finetune_data,
             finetune_concurrency=args.finetune_concurrency,
