@@ -229,8 +229,9 @@ class FinetuneJobs:
                     job, "cancelled", listeners, error="cancelled by an admin"
                 )
             metrics["comparison"] = comparison
-            await self.repo.mark_lyrics_used([item.id for item in lyrics], job.id)
+            used = [item.id for item in lyrics]
             if comparison is None or not comparison["better"]:
+                await self.repo.mark_lyrics_used(used, job.id)
                 return await self._finish(
                     job, "succeeded", listeners, metrics=metrics, status_line=_kept(comparison)
                 )
@@ -243,6 +244,7 @@ class FinetuneJobs:
                 )
             self.store.promote("reverse", version)
             live, version = version, None
+            await self.repo.mark_lyrics_used(used, job.id)
             metrics["model_versions"] = versions
             line = (
                 f"new reverse model live: perplexity {comparison['candidate']['ppl']:.1f} "
