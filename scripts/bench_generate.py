@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rhyme-mode", default="restrict", choices=["restrict", "bias"])
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     args = parser.parse_args()
 
     import torch
@@ -35,7 +36,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.forward and args.reverse:
-        gen = Generator.load(args.forward, args.reverse, rhyme_mode=args.rhyme_mode)
+        gen = Generator.load(
+            args.forward, args.reverse, rhyme_mode=args.rhyme_mode, dtype=args.dtype
+        )
     else:
         from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -65,6 +68,7 @@ def main() -> None:
             LoadedModel(model(), tok, "random-f"),
             LoadedModel(model(), tok, "random-r", direction="reverse"),
             rhyme_mode=args.rhyme_mode,
+            dtype=args.dtype,
         )
         params = sum(p.numel() for p in gen.forward.model.parameters())
         print(json.dumps({"random_model_params": params, "vocab": len(tok)}))

@@ -279,3 +279,13 @@ def test_apply_processors_restores_rows_a_processor_emptied():
     out = lp.apply_processors([kill_row0], torch.zeros(2, 1, dtype=torch.long), scores)
     assert torch.equal(out[0], scores[0])
     assert out[1, 0] == float("-inf")
+
+
+def test_bf16_generator_writes_verses_in_bf16(tok):
+    gen = generator(tok, random_model(tok, 4), random_model(tok, 5), dtype="bf16")
+    assert next(gen.reverse.model.parameters()).dtype == torch.bfloat16
+    verses = gen.generate([req(bars=5, seed=1), req(bars=4, seed=2)])
+    assert [len(v.bars) for v in verses] == [5, 4]
+    assert gen.generate([req(bars=5, seed=1)])[0].bars == verses[0].bars
+    with pytest.raises(ValueError, match="dtype"):
+        generator(tok, random_model(tok), random_model(tok), dtype="fp8")

@@ -36,6 +36,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="model precision; bf16 is ~1.7x faster on CPUs with AMX/AVX-512 bf16",
+    )
+    p.add_argument(
         "--rhyme-mode",
         choices=["restrict", "bias"],
         default="restrict",
@@ -145,7 +151,12 @@ def load_generator(args: argparse.Namespace) -> Any:
     reverse = _model_dir(args.reverse, "reverse")
     scorer = load_scorer(args.scorer, args.device)
     return Generator.load(
-        forward, reverse, device=args.device, scorer=scorer, rhyme_mode=args.rhyme_mode
+        forward,
+        reverse,
+        device=args.device,
+        scorer=scorer,
+        rhyme_mode=args.rhyme_mode,
+        dtype=args.dtype,
     )
 
 
