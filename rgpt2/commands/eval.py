@@ -9,7 +9,12 @@ import sys
 import time
 from typing import Any
 
-from rgpt2.commands.rap import add_model_options, add_sampling_options, build_requests
+from rgpt2.commands.rap import (
+    add_model_options,
+    add_rhyme_tuning,
+    add_sampling_options,
+    build_requests,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--samples", type=int, default=3, help="generated verses shown in the JSON")
     add_model_options(p)
+    add_rhyme_tuning(p)
     p.set_defaults(func=run)
 
 
@@ -72,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             "scheme": requests[0].scheme,
             "rhyme_control": not args.no_rhyme_control,
             "rhyme_mode": args.rhyme_mode,
+            "rhyme_word_tokens": args.rhyme_word_tokens,
+            "rhyme_bias": args.rhyme_bias if args.rhyme_mode == "bias" else None,
             "sampling": {k: v for k, v in requests[0].sampling().items() if k != "topic"},
             "model_versions": generator.model_versions,
             "scorer": getattr(generator.scorer, "version", None),

@@ -49,6 +49,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rhyme_tuning(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rhyme-word-tokens",
+        type=int,
+        default=4,
+        help="longest spelling (tokens) of a rhyming word the constraint offers (default 4)",
+    )
+    p.add_argument("--rhyme-bias", type=float, default=5.0, help="logit bonus of --rhyme-mode bias")
+
+
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bars",
@@ -157,6 +167,8 @@ def load_generator(args: argparse.Namespace) -> Any:
         scorer=scorer,
         rhyme_mode=args.rhyme_mode,
         dtype=args.dtype,
+        rhyme_word_tokens=getattr(args, "rhyme_word_tokens", 4),
+        rhyme_bias=getattr(args, "rhyme_bias", 5.0),
     )
 
 
