@@ -100,10 +100,13 @@ def test_eval_prints_generated_and_human_metrics(models, tmp_path, capsys):
     lyrics.mkdir()
     (lyrics / "made_up.txt").write_text("\n\n".join("\n".join(v) for v in TINY_VERSES) + "\n")
     argv = ["eval", *_models(models), "--count", "3", "--bars", "4", "--batch-size", "2"]
-    argv += ["--human", str(lyrics), "--corpus", str(lyrics), "--no-rhyme-control"]
+    argv += ["--human", str(lyrics), "--corpus", str(lyrics), "--compare-rhyme-control"]
     assert cli.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["settings"]["rhyme_control"] is False
+    assert report["settings"]["rhyme_control"] is True
+    assert report["generated_free"]["verses"] == 3
+    # the same seeds with and without the constraint: only the constrained verses rhyme
+    assert report["generated"]["end_rhyme_scheme"] > report["generated_free"]["end_rhyme_scheme"]
     gen, human = report["generated"], report["human"]
     assert gen["verses"] == 3 and gen["bars_per_verse"] == 4
     assert human["verses"] == 3 and human["bars_per_verse"] == 4

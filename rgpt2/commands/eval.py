@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--corpus", nargs="+", metavar="PATH", help="training lyrics, to count copied bars"
     )
     p.add_argument("--samples", type=int, default=3, help="generated verses shown in the JSON")
+    p.add_argument(
+        "--compare-rhyme-control",
+        action="store_true",
+        help="also generate the same requests without rhyme control ('generated_free')",
+    )
     add_model_options(p)
     add_rhyme_tuning(p)
     p.set_defaults(func=run)
@@ -65,12 +71,23 @@ def run(args: argparse.Namespace) -> int:
 
         corpus_bars = corpus_bar_set(read_verses(args.corpus))
     generator = load_generator(args)
-    verses = []
-    start = time.perf_counter()
-    for i in range(0, len(requests), args.batch_size):
-        verses += generator.generate(requests[i : i + args.batch_size])
-    seconds = time.perf_counter() - start
-    scores = [v.rap_score for v in verses]
+
+    def run_batches(batch: list[Any]) -> tuple[list[Any], float]:
+        out: list[Any] = []
+        start = time.perf_counter()
+        for i in range(0, len(batch), args.batch_size):
+            out += generator.generate(batch[i : i + args.batch_size])
+        return out, time.perf_counter() - start
+
+    def measure(verses: list[Any]) -> dict[str, Any]:
+        return summarize(
+            [v.bars for v in verses],
+            requests[0].scheme,
+            corpus_bars=corpus_bars,
+            scores=[v.rap_score for v in verses] if generator.scorer is not None else None,
+        )
+
+    verses, seconds = run_batches(requests)
     report: dict[str, Any] = {
         "settings": {
             "count": args.count,
@@ -84,15 +101,13 @@ def run(args: argparse.Namespace) -> int:
             "model_versions": generator.model_versions,
             "scorer": getattr(generator.scorer, "version", None),
         },
-        "generated": summarize(
-            [v.bars for v in verses],
-            requests[0].scheme,
-            corpus_bars=corpus_bars,
-            scores=scores if generator.scorer is not None else None,
-        ),
+        "generated": measure(verses),
         "seconds": round(seconds, 2),
         "verses_per_second": round(len(verses) / seconds, 3) if seconds else None,
     }
+    if args.compare_rhyme_control:
+        free = [dataclasses.replace(r, rhyme_control=False) for r in requests]
+        report["generated_free"] = measure(run_batches(free)[0])
     if args.human:
         human = human_sample(args.human, args.count, args.bars, args.seed)
         human_scores = None
