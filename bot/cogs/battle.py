@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.services.battles import BattleRefused, BattleResult
-from bot.services.render import Card, fmt_score, verse_card
+from bot.services.render import Card, result_card, verse_card
 from bot.views import (
     NO_PINGS,
     battle_vote_view,
@@ -30,37 +30,6 @@ if TYPE_CHECKING:
     from bot.storage.records import Battle
 
 log = logging.getLogger(__name__)
-
-
-def result_card(result: BattleResult) -> Card:
-    b, t = result.battle, result.tally
-    if b.winner == "tie":
-        headline = f"It's a tie, {t.challenger}–{t.opponent}."
-    else:
-        winner, loser = (
-            (b.challenger_id, b.opponent_id)
-            if b.winner == "challenger"
-            else (b.opponent_id, b.challenger_id)
-        )
-        high, low = max(t.challenger, t.opponent), min(t.challenger, t.opponent)
-        headline = f"🏆 <@{winner}> beats <@{loser}>, {high}–{low}."
-    return Card(
-        title=f"Battle #{b.id} — result",
-        description=headline,
-        fields=[
-            (
-                "Challenger",
-                f"<@{b.challenger_id}>: {t.challenger} votes · rap score "
-                f"{fmt_score(result.challenger_verse.rap_score)}",
-            ),
-            (
-                "Opponent",
-                f"<@{b.opponent_id}>: {t.opponent} votes · rap score "
-                f"{fmt_score(result.opponent_verse.rap_score)}",
-            ),
-        ],
-        kind="result",
-    )
 
 
 class BattleCog(commands.Cog):

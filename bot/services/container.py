@@ -125,6 +125,7 @@ async def build_services(
     forward: str | Path | None = None,
     reverse: str | Path | None = None,
     scorer: str | Path | None = None,
+    use_scorer: bool = True,
     with_finetune: bool = True,
 ) -> BotServices:
     """Database, models, generation worker, fine-tune jobs and services, from settings.
@@ -142,7 +143,7 @@ async def build_services(
 
     forward = forward or settings.model_location("forward")
     default_reverse = reverse or settings.model_location("reverse")
-    if scorer is None:
+    if scorer is None and use_scorer:
         try:
             scorer = settings.model_location("scorer")
         except ModelLoadError as exc:

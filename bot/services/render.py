@@ -4,9 +4,13 @@ play`` prints it. One wording for both front-ends, and no discord import here.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.storage.records import Battle as BattleRow
 from bot.storage.records import VerseRecord as VerseRow
+
+if TYPE_CHECKING:
+    from bot.services.battles import BattleResult
 
 # embed colours by kind; the terminal ignores them
 COLOURS = {"verse": 0xE67E22, "battle": 0x9B59B6, "result": 0x2ECC71, "info": 0x3498DB}
@@ -36,6 +40,10 @@ class Card:
         return "\n".join(lines)
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def fmt_score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -43,7 +51,8 @@ def fmt_score(value: float | None) -> str:
 def model_label(versions: dict[str, str]) -> str:
     if not versions:
         return "unknown"
-    return " / ".join(f"{k[:3]} {v}" for k, v in sorted(versions.items()))
+    short = {"forward": "fwd", "reverse": "rev"}
+    return " / ".join(f"{short.get(k, k)} {v}" for k, v in sorted(versions.items()))
 
 
 def verse_card(
@@ -85,3 +94,35 @@ def battle_state_line(battle: BattleRow) -> str:
         "closed": "closed",
         "cancelled": "cancelled",
     }.get(battle.state, battle.state)
+
+
+def result_card(result: BattleResult) -> Card:
+    """The result of a closed battle: winner (or tie), votes, rap scores."""
+    b, t = result.battle, result.tally
+    if b.winner == "tie":
+        headline = f"It's a tie, {t.challenger}–{t.opponent}."
+    else:
+        winner, loser = (
+            (b.challenger_id, b.opponent_id)
+            if b.winner == "challenger"
+            else (b.opponent_id, b.challenger_id)
+        )
+        high, low = max(t.challenger, t.opponent), min(t.challenger, t.opponent)
+        headline = f"🏆 <@{winner}> beats <@{loser}>, {high}–{low}."
+    return Card(
+        title=f"Battle #{b.id} — result",
+        description=headline,
+        fields=[
+            (
+                "Challenger",
+                f"<@{b.challenger_id}>: {plural(t.challenger, 'vote')} · rap score "
+                f"{fmt_score(result.challenger_verse.rap_score)}",
+            ),
+            (
+                "Opponent",
+                f"<@{b.opponent_id}>: {plural(t.opponent, 'vote')} · rap score "
+                f"{fmt_score(result.opponent_verse.rap_score)}",
+            ),
+        ],
+        kind="result",
+    )
