@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.play import Play, member_id, parse_line, play
+from bot.play import Play, member_id, parse_line
 from rgpt2.cli import main
 from tests.bot_fakes import make_services
 
