@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -273,3 +273,41 @@ def plot_curve(
     plt.close(fig)
     os.replace(tmp, out)
     return out
+
+
+def summarize(events: Sequence[Mapping[str, Any]]) -> str:
+    """A table of the epochs (val loss/ppl, tokens/s) and the end of a progress file."""
+    steps = [e for e in events if e.get("event") == STEP and e.get("tokens_per_s")]
+    lines = [f"{'epoch':>5} {'step':>7} {'train loss':>10} {'val loss':>9} {'val ppl':>9} "
+             f"{'tok/s':>8} {'minutes':>8}"]  # fmt: skip
+    for e in events:
+        if e.get("event") != EPOCH:
+            continue
+        lines.append(
+            f"{e['epoch']:>5} {e['step']:>7} {_fmt(e.get('loss'), 4):>10} "
+            f"{_fmt(e.get('val_loss'), 4):>9} {_fmt(e.get('val_ppl'), 2):>9} "
+            f"{_fmt(e.get('tokens_per_s'), 0):>8} {_fmt(e['elapsed_s'] / 60, 1):>8}"
+        )
+    if steps:
+        speeds = sorted(e["tokens_per_s"] for e in steps)
+        lines.append(
+            f"tokens/s over {len(steps)} steps: median {speeds[len(speeds) // 2]:,.0f}, "
+            f"min {speeds[0]:,.0f}, max {speeds[-1]:,.0f}"
+        )
+    for e in events:
+        if e.get("event") in (DONE, ERROR):
+            detail = {
+                k: v for k, v in e.items() if k not in (*_COMMON, "event", "time") and v is not None
+            }
+            lines.append(f"{e['event']}: {json.dumps(detail)}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+if __name__ == "__main__":  # python -m rgpt2.progress FILE.jsonl
+    for arg in sys.argv[1:]:
+        print(f"== {arg}")
+        print(summarize(read_jsonl(arg)))

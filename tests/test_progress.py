@@ -70,3 +70,16 @@ def test_eta_is_capped_by_a_time_budget():
     rep.step(1, loss=1.0, tokens=10)
     record = rep.step(2, loss=1.0, tokens=10)
     assert 0 < record["eta_s"] <= 5.0
+
+
+def test_summarize_lists_epochs_speed_and_the_end(tmp_path):
+    from rgpt2.progress import summarize
+
+    rep = ProgressReporter(2, bar=False)
+    rep.step(1, loss=3.0, tokens=100)
+    rep.step(2, loss=2.0, tokens=100)
+    rep.epoch(1, step=2, val_loss=math.log(12.5))
+    rep.done(out_dir="/m", best_val_ppl=12.5)
+    text = summarize(rep.history)
+    assert "12.50" in text and "tokens/s over 2 steps" in text
+    assert text.splitlines()[-1].startswith('done: {"out_dir": "/m"')

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tokens per training block (default 256 from scratch, else the model's)",
     )
     size.add_argument("--vocab", type=int, default=8000, help="BPE vocabulary size")
-    size.add_argument("--dropout", type=float, default=0.1)
+    size.add_argument("--dropout", type=float, default=0.0, help="default 0 (see docs)")
     data = p.add_argument_group("data")
     data.add_argument("--val-fraction", type=float, default=0.05)
     data.add_argument("--min-bars", type=int, default=4)
