@@ -144,22 +144,24 @@ class BattleService:
         On any failure the battle is cancelled (nobody wins, nothing hangs open).
         """
         battle = await self.get(battle_id)
+        tickets = []
         try:
-            tickets = [
-                self.generation.submit(
-                    RapRequest(topic=topic, bars=battle.bars, scheme="AABB").validated()
-                )
-                for topic in (
-                    battle.challenger_topic,
-                    battle.opponent_topic or battle.challenger_topic,
-                )
-            ]
-        except ServiceBusy:
+            for topic in (
+                battle.challenger_topic,
+                battle.opponent_topic or battle.challenger_topic,
+            ):
+                request = RapRequest(topic=topic, bars=battle.bars, scheme="AABB").validated()
+                tickets.append(self.generation.submit(request))
+        except BaseException as exc:
+            for ticket in tickets:
+                ticket.cancel()
             await self.cancel(battle_id)
-            raise BattleRefused(
-                "the verse generator is too busy for a battle right now; challenge again in a "
-                "minute."
-            ) from None
+            if isinstance(exc, ServiceBusy):
+                raise BattleRefused(
+                    "the verse generator is too busy for a battle right now; challenge again "
+                    "in a minute."
+                ) from None
+            raise
         try:
             verses = await asyncio.gather(*tickets)
         except BaseException:
