@@ -1,0 +1,73 @@
+"""The client itself: command sync targets, persistent buttons, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+import pytest
+
+from bot.client import RGPT2Bot
+from tests.bot_fakes import BotFakeGenerator, make_services
+from tests.discord_harness import Harness, Member
+
+DEV_GUILD = 777
+
+
+@pytest.mark.parametrize(
+    ("dev_guild", "mode", "expected"),
+    [
+        (DEV_GUILD, "auto", [DEV_GUILD]),
+        (None, "auto", [None]),
+        (DEV_GUILD, "force", [DEV_GUILD, None]),
+        (DEV_GUILD, "never", []),
+    ],
+)
+async def test_commands_sync_to_the_dev_guild_or_globally(tmp_path, dev_guild, mode, expected):
+    services = await make_services(tmp_path / "c.sqlite3")
+    bot = RGPT2Bot(services, dev_guild_id=dev_guild, sync=mode)
+    synced: list[int | None] = []
+
+    async def fake_sync(*, guild: discord.abc.Snowflake | None = None) -> list[object]:
+        synced.append(guild.id if guild else None)
+        return [object()] * len(bot.tree.get_commands(guild=guild))
+
+    bot.tree.sync = fake_sync  # type: ignore[method-assign]
+    async with Harness(bot):
+        assert synced == expected
+        names = {c.name for c in bot.tree.get_commands()}
+        assert names == {"rap", "battle", "top", "leaderboard", "verse", "lyrics", "admin"}
+        if dev_guild is not None and mode != "never":
+            # copied to the guild, where Discord shows them at once
+            assert {c.name for c in bot.tree.get_commands(guild=discord.Object(DEV_GUILD))} == names
+
+
+async def test_every_persistent_button_is_registered(tmp_path):
+    services = await make_services(tmp_path / "c.sqlite3")
+    bot = RGPT2Bot(services)
+    async with Harness(bot):
+        patterns = {p.pattern for p in bot._connection._view_store._dynamic_items}
+        for prefix in ("vote", "again", "accept", "decline", "bvote"):
+            assert any(p.startswith(f"rgpt2:{prefix}:") for p in patterns), prefix
+
+
+async def test_shutdown_delivers_the_running_verse_then_closes_the_database(tmp_path):
+    generator = BotFakeGenerator(delay=0.3)
+    services = await make_services(tmp_path / "c.sqlite3", generator, max_batch=1)
+    bot = RGPT2Bot(services)
+    alice, bob = Member(1, "alice"), Member(2, "bob")
+    async with Harness(bot) as h:
+        running = await h.slash("rap", alice, settle=False)
+        await h.wait_for(running.token, lambda s: s.response_type == 5)
+        while not generator.batches:
+            await asyncio.sleep(0.01)
+        queued = await h.slash("rap", bob, settle=False)
+        await h.wait_for(queued.token, lambda s: s.response_type == 5)
+        await bot.close()
+        # alice's verse was being written: it is delivered and stored
+        assert h.replies(running.token)[-1].embeds
+        # bob's was still queued: he is told, privately, instead of waiting forever
+        told = h.replies(queued.token)[-1]
+        assert told.ephemeral and "shutting down" in told.content
+        assert services.db._closed
+        assert not services.generation.running
