@@ -148,6 +148,12 @@ class TrainConfig:
             raise TrainingError("--precision must be auto, bf16 or fp32")
         if self.dtype not in ("fp16", "fp32"):
             raise TrainingError("--dtype must be fp16 or fp32")
+        out = Path(self.out)
+        if out.exists() and not (out / "rgpt2.json").is_file():
+            if out.is_file() or any(out.iterdir()):
+                raise TrainingError(
+                    f"--out {out} exists and is not a model directory; refusing to replace it"
+                )
         for name in ("epochs", "batch_size", "grad_accum", "context", "checkpoint_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1")
@@ -289,7 +295,7 @@ def build_model(
         try:
             tokenizer = load_tokenizer(cfg.base)
             model = GPT2LMHeadModel.from_pretrained(cfg.base, dtype=torch.float32)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise TrainingError(f"cannot load --base {cfg.base}: {exc}") from exc
         add_special_tokens(tokenizer)
         if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -298,7 +304,7 @@ def build_model(
     if cfg.tokenizer:
         try:
             tokenizer = load_tokenizer(cfg.tokenizer)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise TrainingError(f"cannot load --tokenizer {cfg.tokenizer}: {exc}") from exc
     else:
         verses = load_corpus(cfg.data, min_bars=cfg.min_bars).verses

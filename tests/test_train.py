@@ -311,6 +311,12 @@ def test_bad_options_and_data_fail_clearly(data_dir, tmp_path, capsys):
     empty.write_text("one\ntwo\n")
     with pytest.raises(TrainingError, match="no verses of 4\\+ bars"):
         train(TrainConfig(direction="forward", data=[str(empty)], out="x", **TINY))
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(TrainingError, match="not a model directory; refusing"):
+        train(TrainConfig(direction="forward", data=[str(data_dir)], out=str(precious), **TINY))
+    assert (precious / "notes.txt").read_text() == "keep me"
     with pytest.raises(TrainingError, match="no checkpoint to resume from"):
         train(
             TrainConfig(
