@@ -37,7 +37,8 @@ Commands (options as key:value; `as:NAME` makes NAME the one typing):
   /verse ID                     show one verse
   /top [day|week|month|all]     most upvoted verses
   /leaderboard [day|week|month|all]
-  /battle NAME1 NAME2 [topic:WORDS] [bars:N]   NAME1 challenges NAME2, who accepts
+  /battle NAME1 NAME2 [topic:WORDS] [bars:N] [opponent_topic:WORDS]
+                                NAME1 challenges NAME2, who accepts
   /vote ID challenger|opponent  vote in battle ID (battlers cannot)
   /close ID                     end battle ID's vote now and show the result
   /battle stats [NAME]
@@ -267,7 +268,9 @@ class Play:
         self.show(f"🎤 {challenger} challenges {opponent} to rap battle #{battle.id}.")
         await battles.accept(battle.id, battle.opponent_id)
         self.show(f"🔥 {opponent} accepts. Writing both verses…")
-        battle = await battles.write(battle.id, (challenger, opponent))
+        battle = await battles.write(
+            battle.id, (challenger, opponent), options.get("opponent_topic")
+        )
         result = await battles.result(battle.id)
         for label, verse in (
             ("challenger", result.challenger_verse),

@@ -179,12 +179,38 @@ class AcceptButton(discord.ui.DynamicItem[discord.ui.Button], template=r"rgpt2:a
         return cls(int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from bot.cogs.battle import accept_battle
-
+        # refusals (not the opponent, expired) come before the form
         try:
-            await accept_battle(interaction, self.battle_id)
+            await services_of(interaction).battles.check_can_answer(
+                self.battle_id, interaction.user.id
+            )
+            await interaction.response.send_modal(AcceptModal(self.battle_id))
         except Exception as exc:
             await report_error(interaction, exc)
+
+
+class AcceptModal(discord.ui.Modal, title="Accept the rap battle"):
+    """The opponent may name their own topic; empty keeps the challenge's."""
+
+    topic: discord.ui.TextInput[AcceptModal] = discord.ui.TextInput(
+        label="Your topic (optional)",
+        required=False,
+        max_length=100,
+        placeholder="leave empty to rap on the challenge's topic",
+        custom_id="rgpt2:accept:topic",
+    )
+
+    def __init__(self, battle_id: int) -> None:
+        super().__init__(timeout=600, custom_id=f"rgpt2:acceptform:{battle_id}")
+        self.battle_id = battle_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        from bot.cogs.battle import accept_battle
+
+        await accept_battle(interaction, self.battle_id, self.topic.value or None)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+        await report_error(interaction, error)
 
 
 class DeclineButton(

@@ -501,10 +501,23 @@ class Harness:
         return await self._dispatch(payload, settle)
 
     async def submit_modal(
-        self, custom_id: str, user: Member, values: dict[str, str], *, channel_id: int = CHANNEL_ID
+        self,
+        custom_id: str,
+        user: Member,
+        values: dict[str, str],
+        *,
+        channel_id: int = CHANNEL_ID,
+        message_id: int | None = None,
     ) -> Replies:
-        """Submit the modal ``custom_id`` with text inputs ``{input custom_id: value}``."""
+        """Submit the modal ``custom_id`` with text inputs ``{input custom_id: value}``.
+
+        ``message_id``: the message whose button opened the modal (Discord sends it along,
+        and the answer may edit it).
+        """
         payload = self._base(5, user, channel_id)
+        if message_id is not None:
+            payload["message"] = self.messages[message_id]
+            self._component_message[payload["token"]] = message_id
         payload["data"] = {
             "custom_id": custom_id,
             "components": [

@@ -23,9 +23,18 @@ async def challenge(h: Harness, **options):
     return battle_id, reply.message_id
 
 
-async def accepted_battle(h: Harness, **options):
+async def accept(h: Harness, battle_id: int, message_id: int, topic: str = ""):
+    (form,) = await h.click(message_id, f"rgpt2:accept:{battle_id}", BOB)
+    assert form.response_type == 9  # the accept form: the opponent may give a topic
+    (field,) = form.custom_ids
+    return await h.submit_modal(
+        form.payload["data"]["custom_id"], BOB, {field: topic}, message_id=message_id
+    )
+
+
+async def accepted_battle(h: Harness, opponent_topic: str = "", **options):
     battle_id, message_id = await challenge(h, **options)
-    replies = await h.click(message_id, f"rgpt2:accept:{battle_id}", BOB)
+    replies = await accept(h, battle_id, message_id, opponent_topic)
     vote_message = replies[-1]
     assert vote_message.custom_ids == [
         f"rgpt2:bvote:{battle_id}:challenger",
@@ -55,6 +64,7 @@ async def test_only_the_opponent_can_accept_or_decline(tmp_path):
     async with Harness(make_bot(services)) as h:
         battle_id, message_id = await challenge(h, topic="crowns")
         for member, action in ((CAROL, "accept"), (ALICE, "accept"), (CAROL, "decline")):
+            # refused before any form opens
             (reply,) = await h.click(message_id, f"rgpt2:{action}:{battle_id}", member)
             assert reply.ephemeral and "only the challenged member" in reply.content.lower()
         assert (await services.battles.get(battle_id)).state == "pending"
@@ -84,7 +94,9 @@ async def test_cannot_challenge_yourself_or_a_bot(tmp_path):
 async def test_accept_writes_two_verses_then_votes_decide_at_the_deadline(tmp_path):
     services = await make_services(tmp_path / "b.sqlite3", vote_seconds=1.0)
     async with Harness(make_bot(services)) as h:
-        battle_id, replies = await accepted_battle(h, topic="crowns", bars=4)
+        battle_id, replies = await accepted_battle(
+            h, topic="crowns", bars=4, opponent_topic="thrones"
+        )
         assert replies[0].response_type == 7 and "accepted" in replies[0].content
         verses = [r for r in replies if r.kind == "followup" and r.embeds]
         assert len(verses) == 2
@@ -92,7 +104,10 @@ async def test_accept_writes_two_verses_then_votes_decide_at_the_deadline(tmp_pa
         assert "opponent" in verses[1].embeds[0]["title"]
         battle = await services.battles.get(battle_id)
         assert battle.state == "voting"
-        assert battle.challenger_verse_id and battle.opponent_verse_id
+        # each side raps on their own topic
+        assert (await services.rap.get(battle.challenger_verse_id)).topic == "crowns"
+        assert (await services.rap.get(battle.opponent_verse_id)).topic == "thrones"
+        assert "thrones number 0" in verses[1].embeds[0]["description"]
 
         # the battlers and bots cannot vote; members vote once and may change their vote
         assert "You're in this battle" in await vote(h, battle_id, ALICE, "challenger")
@@ -169,3 +184,14 @@ async def test_an_open_battle_resumes_its_timer_after_a_restart(tmp_path):
         assert "is in" in await vote(h, battle_id, CAROL, "opponent")
         result = await wait_for_result(h, battle_id)
         assert f"<@{BOB.id}> beats <@{ALICE.id}>, 1–0" in result.embeds[0]["description"]
+
+
+async def test_a_bad_topic_in_the_accept_form_is_refused_and_the_challenge_stays_open(tmp_path):
+    services = await make_services(tmp_path / "b.sqlite3")
+    async with Harness(make_bot(services)) as h:
+        battle_id, message_id = await challenge(h)
+        (reply,) = await accept(h, battle_id, message_id, topic="🔥🔥🔥")
+        assert reply.ephemeral and "letter or digit" in reply.content
+        assert (await services.battles.get(battle_id)).state == "pending"
+        replies = await accept(h, battle_id, message_id, topic="")
+        assert replies[-1].custom_ids[0] == f"rgpt2:bvote:{battle_id}:challenger"

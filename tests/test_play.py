@@ -35,7 +35,7 @@ SCRIPT = """\
 /upvote 1 as:carol
 /upvote 1 as:bob
 /rap bars:99
-/battle alice bob topic:gold bars:4
+/battle alice bob topic:gold bars:4 opponent_topic:silver
 /vote 1 alice as:carol
 /vote 1 opponent as:dave
 /vote 1 challenger as:dave
@@ -68,6 +68,7 @@ async def test_a_piped_session_goes_through_the_services_and_database(tmp_path):
     assert "bob took back the upvote on verse #1: [▲ 1]" in out
     assert "(only you see this) Bars must be between 4 and 32" in out
     assert "Battle #1 — the challenger's verse (alice)" in out
+    assert "gold number 0" in out and "silver number 0" in out
     assert "(dave only) You changed your vote to the challenger." in out
     assert "(alice only) You're in this battle" in out
     assert "🏆 @alice beats @bob, 2–0." in out

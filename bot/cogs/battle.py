@@ -24,6 +24,7 @@ from bot.views import (
     challenge_view,
     services_of,
 )
+from rgpt2.verse import clean_topic
 
 if TYPE_CHECKING:
     from bot.client import RGPT2Bot
@@ -175,11 +176,14 @@ class BattleCog(commands.Cog):
         await interaction.response.send_message(embed=card_embed(card), allowed_mentions=NO_PINGS)
 
 
-async def accept_battle(interaction: discord.Interaction, battle_id: int) -> None:
-    """The Accept button: only the opponent; writes both verses and opens the vote."""
+async def accept_battle(
+    interaction: discord.Interaction, battle_id: int, topic: str | None = None
+) -> None:
+    """The accept form, submitted: only the opponent; writes both verses, opens the vote."""
     bot: RGPT2Bot = interaction.client  # type: ignore[assignment]
     services = bot.services
     cog: BattleCog = bot.get_cog("BattleCog")  # type: ignore[assignment]
+    topic = clean_topic(topic)  # a bad topic is refused before the battle moves on
     battle = await services.battles.accept(battle_id, interaction.user.id)
     cog.cancel_timer(battle_id)
     await interaction.response.edit_message(
@@ -189,7 +193,7 @@ async def accept_battle(interaction: discord.Interaction, battle_id: int) -> Non
         allowed_mentions=NO_PINGS,
     )
     names = (cog.challenger_names.pop(battle_id, None), interaction.user.display_name)
-    battle = await services.battles.write(battle_id, names)
+    battle = await services.battles.write(battle_id, names, topic)
     result = await services.battles.result(battle_id)
     for label, user_id, verse in (
         ("challenger", battle.challenger_id, result.challenger_verse),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.storage.errors import NotFound
 from rgpt2.errors import RGPT2Error
-from rgpt2.verse import DEFAULT_BARS, RapRequest
+from rgpt2.verse import DEFAULT_BARS, RapRequest, clean_topic
 from rgpt2.worker import ServiceBusy
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class BattleService:
     async def _pending_for(self, battle_id: int, user_id: int, verb: str) -> Battle:
         battle = await self.get(battle_id)
         if user_id != battle.opponent_id:
-            raise BattleRefused(f"only the challenged member can {verb} this battle.")
+            raise BattleRefused(f"only the challenged member can {verb} this challenge.")
         if battle.state != "pending":
             raise BattleRefused(f"this challenge is no longer open (it is {battle.state}).")
         if battle.deadline is not None and battle.deadline <= self.clock():
@@ -138,18 +138,26 @@ class BattleService:
             raise BattleRefused("this challenge was answered already.")
         return battle
 
-    async def write(self, battle_id: int, names: tuple[str | None, str | None]) -> Battle:
+    async def check_can_answer(self, battle_id: int, user_id: int) -> Battle:
+        """The pending battle if ``user_id`` may accept or decline it now; BattleRefused if not."""
+        return await self._pending_for(battle_id, user_id, "answer")
+
+    async def write(
+        self,
+        battle_id: int,
+        names: tuple[str | None, str | None],
+        opponent_topic: str | None = None,
+    ) -> Battle:
         """Write both verses as one batch, store them, open the vote until the deadline.
 
-        On any failure the battle is cancelled (nobody wins, nothing hangs open).
+        Each side writes on their own topic: the opponent's, given when accepting, else the
+        challenge's. On any failure the battle is cancelled (nobody wins, nothing hangs open).
         """
         battle = await self.get(battle_id)
+        opponent_topic = clean_topic(opponent_topic) or battle.opponent_topic
         tickets = []
         try:
-            for topic in (
-                battle.challenger_topic,
-                battle.opponent_topic or battle.challenger_topic,
-            ):
+            for topic in (battle.challenger_topic, opponent_topic or battle.challenger_topic):
                 request = RapRequest(topic=topic, bars=battle.bars, scheme="AABB").validated()
                 tickets.append(self.generation.submit(request))
         except BaseException as exc:
