@@ -167,3 +167,18 @@ async def test_queue_position_and_queue_full(tmp_path):
         for token in (first.token, waiting.token):
             assert h.replies(token)[-1].embeds  # both verses were posted in the end
         assert await services.repo.count_verses() == 2
+
+
+async def test_buttons_keep_working_after_a_restart(tmp_path):
+    db = tmp_path / "restart.sqlite3"
+    async with Harness(make_bot(await make_services(db))) as h:
+        final = (await h.slash("rap", ALICE, topic="old"))[-1]
+        await h.click(final.message_id, f"rgpt2:vote:{verse_id_of(final)}", ALICE)
+    # a new process: new bot, new services, the same database and the same Discord message
+    services = await make_services(db)
+    async with Harness(make_bot(services), messages=h.messages) as h2:
+        vid = verse_id_of(final)
+        (edit,) = await h2.click(final.message_id, f"rgpt2:vote:{vid}", BOB)
+        assert "▲ 2" in str(edit.data["components"])
+        again = await h2.click(final.message_id, f"rgpt2:again:{vid}", BOB)
+        assert (await services.rap.get(verse_id_of(again[-1]))).topic == "old"
