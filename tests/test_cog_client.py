@@ -71,3 +71,40 @@ async def test_shutdown_delivers_the_running_verse_then_closes_the_database(tmp_
         assert told.ephemeral and "shutting down" in told.content
         assert services.db._closed
         assert not services.generation.running
+
+
+async def test_sigterm_stops_the_bot_and_closes_everything(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from bot import client
+
+    services = await make_services(tmp_path / "c.sqlite3")
+    bot = RGPT2Bot(services)
+    started = asyncio.Event()
+
+    async def fake_start(token: str) -> None:  # connecting to Discord is not tested here
+        assert token == "test-token"
+        started.set()
+        await asyncio.Event().wait()
+
+    async def fake_build(settings, *, sync=False):
+        return bot
+
+    monkeypatch.setattr(bot, "start", fake_start)
+    monkeypatch.setattr(client, "build_bot", fake_build)
+
+    class FakeSettings:
+        def require_token(self) -> str:
+            return "test-token"
+
+    async def terminate_soon() -> None:
+        await started.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = asyncio.create_task(terminate_soon())
+    assert await client._run(FakeSettings(), False) == 0  # type: ignore[arg-type]
+    await killer
+    assert services.db._closed and not services.generation.running
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
