@@ -89,7 +89,7 @@ class Member:
 class Sent:
     """One thing the bot sent: an interaction response, a follow-up, an edit or a channel post."""
 
-    kind: str  # "response" | "followup" | "edit" | "channel" | "channel_edit"
+    kind: str  # "response" | "followup" | "edit" | "delete" | "channel" | "channel_edit"
     token: str | None
     payload: dict[str, Any]
     files: list[tuple[str, bytes]] = field(default_factory=list)
@@ -122,6 +122,8 @@ class Sent:
     @property
     def carries_message(self) -> bool:
         """A message was created or edited (a bare defer or a modal is not a message)."""
+        if self.kind == "delete":
+            return False
         return self.kind != "response" or self.response_type in (4, 7)
 
     @property
@@ -345,8 +347,16 @@ class Harness:
         ) -> dict[str, Any]:
             return harness.messages[harness._originals[token]]
 
-        async def delete(*_: Any, **__: Any) -> None:
-            return None
+        async def delete_original(_self: Any, application_id: int, token: str, **_: Any) -> None:
+            message_id = harness._originals.get(token)
+            harness.messages.pop(message_id, None)
+            harness.sent.append(Sent("delete", token, {}, [], message_id))
+
+        async def delete_message(
+            _self: Any, webhook_id: int, token: str, message_id: int, **_: Any
+        ) -> None:
+            harness.messages.pop(int(message_id), None)
+            harness.sent.append(Sent("delete", token, {}, [], int(message_id)))
 
         self._originals: dict[str, int] = {}
         self._channels: dict[str, int] = {}
@@ -357,8 +367,8 @@ class Harness:
             ("edit_webhook_message", edit_webhook_message),
             ("edit_original_interaction_response", edit_original_interaction_response),
             ("get_original_interaction_response", get_original_interaction_response),
-            ("delete_original_interaction_response", delete),
-            ("delete_webhook_message", delete),
+            ("delete_original_interaction_response", delete_original),
+            ("delete_webhook_message", delete_message),
         ):
             self._patch(AsyncWebhookAdapter, name, fake)
 

@@ -182,3 +182,23 @@ async def test_buttons_keep_working_after_a_restart(tmp_path):
         assert "▲ 2" in str(edit.data["components"])
         again = await h2.click(final.message_id, f"rgpt2:again:{vid}", BOB)
         assert (await services.rap.get(verse_id_of(again[-1]))).topic == "old"
+
+
+async def test_a_failed_generation_is_reported_privately_and_the_placeholder_removed(tmp_path):
+    generator = BotFakeGenerator()
+    services = await make_services(tmp_path / "fail.sqlite3", generator, cooldown_seconds=60)
+    async with Harness(make_bot(services)) as h:
+
+        def out_of_memory(requests):
+            raise MemoryError("CUDA out of memory")
+
+        generator.generate = out_of_memory  # type: ignore[method-assign]
+        replies = await h.slash("rap", ALICE)
+        kinds = [r.kind for r in replies]
+        assert kinds == ["response", "delete", "followup"]  # defer, remove "thinking", say why
+        assert replies[1].message_id == replies[0].message_id
+        assert replies[2].ephemeral and "generat" in replies[2].content.lower()
+        assert await services.repo.count_verses() == 0
+        # the failure did not cost alice her cooldown
+        del generator.generate
+        assert (await h.slash("rap", ALICE))[-1].embeds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -14,6 +15,9 @@ from bot.views import NO_PINGS, card_embed, report_error, services_of, verse_vie
 from rgpt2.verse import SCHEMES
 
 log = logging.getLogger(__name__)
+
+# how long a queued request may wait before the member is told their position
+QUEUE_NOTICE_SECONDS = 1.0
 
 
 async def write_and_post(interaction: discord.Interaction, options: RapOptions) -> None:
@@ -29,7 +33,12 @@ async def write_and_post(interaction: discord.Interaction, options: RapOptions) 
     ticket = services.rap.submit(request, interaction.guild_id, user.id)
     await interaction.response.defer(thinking=True)
     try:
-        position = ticket.position()
+        # a verse that starts at once needs no queue notice: only tell members who wait
+        waited = 0.0
+        while not ticket.done() and ticket.position() > 0 and waited < QUEUE_NOTICE_SECONDS:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        position = 0 if ticket.done() else ticket.position()
         if position > 0:
             await interaction.edit_original_response(
                 content=f"⏳ You are number {position} in the queue — your verse is coming.",
