@@ -291,6 +291,7 @@ class Harness:
             elif rtype == 7:  # edit the message the component is on
                 message_id = harness._component_message.get(token)
                 if message_id is not None:
+                    harness._originals[token] = message_id
                     harness._message(message_id, data, harness._channels.get(token, CHANNEL_ID))
             harness.sent.append(Sent("response", token, payload, files, message_id, rtype))
             interaction: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bot_fakes import make_bot, make_services
+from tests.bot_fakes import BotFakeGenerator, make_bot, make_services
 from tests.discord_harness import Harness, Member
 
 ALICE = Member(2001, "alice")
@@ -195,3 +195,23 @@ async def test_a_bad_topic_in_the_accept_form_is_refused_and_the_challenge_stays
         assert (await services.battles.get(battle_id)).state == "pending"
         replies = await accept(h, battle_id, message_id, topic="")
         assert replies[-1].custom_ids[0] == f"rgpt2:bvote:{battle_id}:challenger"
+
+
+async def test_a_battle_whose_verses_fail_is_called_off(tmp_path):
+    generator = BotFakeGenerator()
+    services = await make_services(tmp_path / "b.sqlite3", generator)
+    async with Harness(make_bot(services)) as h:
+        battle_id, message_id = await challenge(h)
+
+        def broken(requests):
+            raise RuntimeError("the model fell over")
+
+        generator.generate = broken  # type: ignore[method-assign]
+        replies = await accept(h, battle_id, message_id)
+        assert "called off" in h.messages[message_id]["content"]
+        assert replies[-1].ephemeral and "generat" in replies[-1].content.lower()
+        assert (await services.battles.get(battle_id)).state == "cancelled"
+        # neither member is stuck: they can battle again
+        del generator.generate
+        battle_id, message_id = await challenge(h)
+        assert (await accept(h, battle_id, message_id))[-1].custom_ids

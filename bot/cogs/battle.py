@@ -193,7 +193,16 @@ async def accept_battle(
         allowed_mentions=NO_PINGS,
     )
     names = (cog.challenger_names.pop(battle_id, None), interaction.user.display_name)
-    battle = await services.battles.write(battle_id, names, topic)
+    try:
+        battle = await services.battles.write(battle_id, names, topic)
+    except Exception:
+        # the battle is cancelled by the service; say so where the challenge was
+        await interaction.edit_original_response(
+            content=f"Battle #{battle_id} between <@{battle.challenger_id}> and "
+            f"<@{battle.opponent_id}> was called off: its verses could not be written.",
+            allowed_mentions=NO_PINGS,
+        )
+        raise
     result = await services.battles.result(battle_id)
     for label, user_id, verse in (
         ("challenger", battle.challenger_id, result.challenger_verse),
