@@ -9,6 +9,7 @@ optionally the same while a low-priority fine-tune child trains.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import tempfile
 import time
@@ -101,7 +102,19 @@ class Tally:
 def run_naive(
     generator: GeneratorLike, requests: Sequence[RapRequest], written: list[Verse] | None = None
 ) -> Tally:
-    """Each request alone, one after another, in this thread: no service, no batching."""
+    """Each request alone, one after another: no service, no batching.
+
+    It runs in a helper thread like the service's worker, because torch's CPU thread pool
+    behaves differently on the main thread (on a loaded machine its OpenMP team can be
+    several times slower there): the comparison is then about batching, not threads.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="naive") as pool:
+        return pool.submit(_naive, generator, requests, written).result()
+
+
+def _naive(
+    generator: GeneratorLike, requests: Sequence[RapRequest], written: list[Verse] | None
+) -> Tally:
     tally = Tally()
     start = time.perf_counter()
     for request in requests:
@@ -168,6 +181,32 @@ async def bench_service(
         if isinstance(info, dict):  # complete only now that the background has ended
             results["background"] = info
     return results
+
+
+async def paired_latency(
+    generator: GeneratorLike, requests: Sequence[RapRequest], max_batch: int = 16
+) -> dict[str, float]:
+    """Each request twice, back to back: alone in a helper thread, then through the service.
+
+    Pairs see the same machine load, so the median ratio (service / naive) measures the
+    service's own overhead at concurrency 1 even when the load drifts between rounds.
+    """
+    naive, served = [], []
+    async with GenerationService(generator, max_batch=max_batch, request_timeout=None) as service:
+        for request in requests:
+            t0 = time.perf_counter()
+            await asyncio.to_thread(generator.generate, [request])
+            naive.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await service.generate(request)
+            served.append(time.perf_counter() - t0)
+    ratios = [s / n for s, n in zip(served, naive, strict=True)]
+    return {
+        "pairs": len(ratios),
+        "naive_p50_ms": round(percentile(naive, 50) * 1000, 1),
+        "service_p50_ms": round(percentile(served, 50) * 1000, 1),
+        "median_ratio": round(percentile(ratios, 50), 3),
+    }
 
 
 def warm_up(generator: GeneratorLike, bars: int, largest_batch: int) -> None:
@@ -274,6 +313,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"{figs['p95_ms']:>9.0f} {figs.get('mean_batch', 1.0):>6.1f} "
             f"{'-' if lag is None else f'{lag:.1f}':>12}"
         )
+    paired = result.get("c1_vs_naive_paired")
+    if paired:
+        lines.append(
+            f"paired, request by request: service at concurrency 1 takes "
+            f"{paired['median_ratio']:.2f}x the naive time (median of {paired['pairs']} pairs)"
+        )
     return "\n".join(lines)
 
 
@@ -309,6 +354,8 @@ def run_all(
         asyncio.run(
             bench_service(generator, work, concurrencies, max_batch=max_batch, tallies=service)
         )
+    progress("concurrency 1 against naive, request by request")
+    paired = asyncio.run(paired_latency(generator, work, max_batch))
     result: dict[str, Any] = {
         "requests": len(work),
         "bars": bars,
@@ -316,6 +363,7 @@ def run_all(
         "max_batch": max_batch,
         "naive": naive.figures(),
         "service": {c: service[str(c)].figures() for c in map(str, concurrencies)},
+        "c1_vs_naive_paired": paired,
     }
     if finetune_from is not None:
         with tempfile.TemporaryDirectory(prefix="rgpt2-bench-ft-") as tmp:

@@ -32,11 +32,11 @@ def test_requests_are_seeded_and_distinct():
 
 
 def test_service_batches_concurrent_callers_and_naive_does_not():
-    gen = FakeGenerator(delay=0.05)
-    result = run_all(gen, requests=24, bars=4, concurrencies=[1, 8], rounds=1)
+    gen = FakeGenerator(delay=0.03)
+    result = run_all(gen, requests=16, bars=4, concurrencies=[1, 8], rounds=1)
     sizes = [len(b) for b in gen.batches]
     assert sizes[:3] == [1, 8, 1]  # warm-up
-    assert sizes[3:27] == [1] * 24  # naive: one request per call
+    assert sizes[3:19] == [1] * 16  # naive: one request per call
     service = result["service"]
     assert service["1"]["mean_batch"] == 1.0
     # 8 callers on a generator that takes as long for 8 verses as for 1: batches form
@@ -46,7 +46,10 @@ def test_service_batches_concurrent_callers_and_naive_does_not():
         assert figs["p50_ms"] <= figs["p95_ms"]
         assert figs["max_loop_lag_ms"] >= 0
     served = sum(len(b) for b in gen.batches)
-    assert served == 10 + 24 * 3  # warm-up, naive, and each service run: nothing lost
+    # warm-up, naive, each service run and the paired run (16 twice): nothing lost
+    assert served == 10 + 16 * 2 + 16 * 3
+    paired = result["c1_vs_naive_paired"]
+    assert paired["pairs"] == 16 and paired["median_ratio"] > 0
     table = format_table(result)
     assert "naive (batch of 1)" in table and "service, 8 callers" in table
 
