@@ -70,9 +70,27 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         )
         text = f"Something went wrong on my side (error id `{error_id}`). Try again in a moment."
     try:
+        await _drop_placeholder(interaction)
         await send_private(interaction, text)
     except discord.HTTPException:
         log.warning("could not report an error to interaction %s", interaction.id)
+
+
+async def _drop_placeholder(interaction: discord.Interaction) -> None:
+    """Delete a public "thinking..." that nothing replaced yet.
+
+    Discord would turn the first follow-up into that placeholder, public whatever its
+    flags, and leave it spinning otherwise; after the deletion the error is private.
+    """
+    if (
+        interaction.response.type is discord.InteractionResponseType.deferred_channel_message
+        and not interaction.extras.get("posted")
+    ):
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            pass
+        interaction.extras["posted"] = True  # nothing left to delete
 
 
 def verse_view(verse_id: int, votes: int) -> discord.ui.View:

@@ -288,6 +288,8 @@ class Harness:
                 message_id = snowflake()
                 harness._message(message_id, data, harness._channels.get(token, CHANNEL_ID))
                 harness._originals[token] = message_id
+                if rtype == 5:
+                    harness._placeholders[token] = message_id
             elif rtype == 7:  # edit the message the component is on
                 message_id = harness._component_message.get(token)
                 if message_id is not None:
@@ -315,7 +317,9 @@ class Harness:
             **_: Any,
         ) -> dict[str, Any]:
             body, captured = _split_params(payload, multipart, files)
-            message_id = snowflake()
+            # as Discord does: the first follow-up after a defer becomes the "thinking..."
+            # message (flags such as ephemeral come from the defer, not from the follow-up)
+            message_id = harness._placeholders.pop(token, None) or snowflake()
             msg = harness._message(message_id, body, harness._channels.get(token, CHANNEL_ID))
             harness.sent.append(Sent("followup", token, body, captured, message_id))
             return msg
@@ -334,6 +338,8 @@ class Harness:
             body, captured = _split_params(payload, multipart, files)
             if message_id == "@original":
                 message_id = harness._originals[token]
+            if harness._placeholders.get(token) == int(message_id):
+                del harness._placeholders[token]
             msg = harness._message(int(message_id), body, harness._channels.get(token, CHANNEL_ID))
             harness.sent.append(Sent("edit", token, body, captured, int(message_id)))
             return msg
@@ -350,6 +356,7 @@ class Harness:
 
         async def delete_original(_self: Any, application_id: int, token: str, **_: Any) -> None:
             message_id = harness._originals.get(token)
+            harness._placeholders.pop(token, None)
             harness.messages.pop(message_id, None)
             harness.sent.append(Sent("delete", token, {}, [], message_id))
 
@@ -360,6 +367,7 @@ class Harness:
             harness.sent.append(Sent("delete", token, {}, [], int(message_id)))
 
         self._originals: dict[str, int] = {}
+        self._placeholders: dict[str, int] = {}  # deferred, not replaced yet
         self._channels: dict[str, int] = {}
         self._component_message: dict[str, int] = {}
         for name, fake in (

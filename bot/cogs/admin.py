@@ -78,7 +78,9 @@ def job_card(job: FinetuneJob, versions: dict[str, str] | None = None) -> Card:
 class ProgressMessage:
     """Edits one message as a job runs (throttled), then posts the result with the curve."""
 
-    def __init__(self, interaction: discord.Interaction, message: discord.WebhookMessage) -> None:
+    def __init__(
+        self, interaction: discord.Interaction, message: discord.InteractionMessage
+    ) -> None:
         self.interaction = interaction
         self.message = message
         self.last_edit = 0.0
@@ -154,9 +156,10 @@ class AdminCog(commands.Cog):
                 "there are no contributed lyrics waiting to be trained on (/lyrics submit)."
             )
         await interaction.response.defer(thinking=True)
-        message = await interaction.followup.send(
-            f"Fine-tune: starting… {progress_bar(0.0)}", allowed_mentions=NO_PINGS, wait=True
+        message = await interaction.edit_original_response(
+            content=f"Fine-tune: starting… {progress_bar(0.0)}", allowed_mentions=NO_PINGS
         )
+        interaction.extras["posted"] = True
         progress = ProgressMessage(interaction, message)
         try:
             job = await jobs.start(

@@ -53,10 +53,6 @@ async def write_and_post(interaction: discord.Interaction, options: RapOptions) 
         )
     except BaseException as exc:
         ticket.cancel()
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            pass
         if isinstance(exc, Exception):
             await report_error(interaction, exc)
             return
@@ -69,6 +65,7 @@ async def write_and_post(interaction: discord.Interaction, options: RapOptions) 
         view=verse_view(stored.id, 0),
         allowed_mentions=NO_PINGS,
     )
+    interaction.extras["posted"] = True
     await services.rap.attach_message(stored.id, interaction.channel_id, message.id)
 
 
