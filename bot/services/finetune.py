@@ -196,7 +196,7 @@ class FinetuneJobs:
             raise FinetuneError("there is no earlier reverse model to roll back to")
         retired = self.store.current("reverse")
         versions = await self.service.swap("reverse", history[-1])
-        self.store.rollback("reverse")
+        await asyncio.to_thread(self.store.rollback, "reverse")
         for job in await self.repo.recent_jobs(limit=50):
             if job.swapped and job.model_path == str(retired):
                 await self.repo.set_job_swapped(job.id, False)
@@ -213,14 +213,16 @@ class FinetuneJobs:
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             data, heldout = self._write_data(workdir, lyrics)
-            staging = self.store.staging_dir("reverse", f"job{job.id}")
+            staging = await asyncio.to_thread(self.store.staging_dir, "reverse", f"job{job.id}")
             current = self.store.current("reverse")
             metrics = await self._train(job, workdir, data, staging / "model", current, listeners)
             if self._cancelled:
                 return await self._finish(
                     job, "cancelled", listeners, error="cancelled by an admin"
                 )
-            version = self.store.commit("reverse", staging / "model", f"job{job.id}")
+            version = await asyncio.to_thread(
+                self.store.commit, "reverse", staging / "model", f"job{job.id}"
+            )
             await self._progress(job, TRAIN_SHARE, "comparing the new model with the serving one")
             await self._notify(job.id, listeners)
             comparison = await self._compare(workdir, current, version, heldout)
@@ -242,7 +244,7 @@ class FinetuneJobs:
                 return await self._finish(
                     job, "failed", listeners, metrics=metrics, model_path=refused, error=str(exc)
                 )
-            self.store.promote("reverse", version)
+            await asyncio.to_thread(self.store.promote, "reverse", version)
             live, version = version, None
             await self.repo.mark_lyrics_used(used, job.id)
             metrics["model_versions"] = versions
@@ -273,12 +275,16 @@ class FinetuneJobs:
             )
         finally:
             self._proc = None
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-            if version is not None:  # never went live: nothing will roll back to it
-                self.store.discard(version)
-            for scratch in ("lyrics.txt", "heldout.txt"):
-                (workdir / scratch).unlink(missing_ok=True)
+            # deleting model directories takes a while: off the event loop
+            await asyncio.to_thread(self._clean_up, workdir, staging, version)
+
+    def _clean_up(self, workdir: Path, staging: Path | None, version: Path | None) -> None:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if version is not None:  # never went live: nothing will roll back to it
+            self.store.discard(version)
+        for scratch in ("lyrics.txt", "heldout.txt"):
+            (workdir / scratch).unlink(missing_ok=True)
 
     def _write_data(self, workdir: Path, lyrics: list[LyricsSubmission]) -> tuple[Path, list[Path]]:
         """The training file of contributed lyrics, and the held-out files for the comparison."""
