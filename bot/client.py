@@ -9,8 +9,11 @@ SIGINT/SIGTERM, then stops the generation worker and closes the database.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -68,8 +71,11 @@ class RGPT2Bot(commands.Bot):
         *,
         dev_guild_id: int | None = None,
         sync: SyncMode = "never",
+        sync_state: Path | None = None,
         cogs: tuple[str, ...] = COGS,
     ) -> None:
+        """``sync``: "auto" syncs when the commands changed since the fingerprint saved in
+        ``sync_state`` (Discord rate-limits syncs), "force" always, "never" not at all."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
@@ -80,6 +86,7 @@ class RGPT2Bot(commands.Bot):
         self.services = services
         self.dev_guild_id = dev_guild_id
         self.sync_mode: SyncMode = sync
+        self.sync_state = sync_state
         self.extensions_to_load = cogs
 
     async def setup_hook(self) -> None:
@@ -88,18 +95,37 @@ class RGPT2Bot(commands.Bot):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.services.recover()
         if self.sync_mode != "never":
-            await self.sync_commands(force_global=self.sync_mode == "force")
+            await self.sync_commands(force=self.sync_mode == "force")
 
-    async def sync_commands(self, *, force_global: bool = False) -> None:
-        """To the development guild when configured (instant), globally otherwise."""
-        if self.dev_guild_id is not None:
-            guild = discord.Object(id=self.dev_guild_id)
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """To the development guild when configured (instant), globally otherwise.
+
+        Skipped, unless ``force``, when the commands are the ones synced last time to the
+        same place. Returns whether it synced.
+        """
+        guild = discord.Object(id=self.dev_guild_id) if self.dev_guild_id is not None else None
+        if guild is not None:
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to development guild %s", len(synced), self.dev_guild_id)
-        if self.dev_guild_id is None or force_global:
-            synced = await self.tree.sync()
-            log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
+        target = f"guild {guild.id}" if guild is not None else "global"
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        fingerprint = hashlib.sha256(
+            json.dumps([target, payload], sort_keys=True).encode()
+        ).hexdigest()
+        state = self.sync_state
+        if not force and state is not None and state.is_file():
+            if state.read_text(encoding="utf-8").strip() == fingerprint:
+                log.info("slash commands unchanged since the last sync (%s): not syncing", target)
+                return False
+        synced = await self.tree.sync(guild=guild)
+        if guild is not None:
+            log.info("synced %d commands to development guild %s", len(synced), guild.id)
+        else:
+            log.info(
+                "synced %d commands globally (Discord may take a while to show them)", len(synced)
+            )
+        if state is not None:
+            state.write_text(fingerprint + "\n", encoding="utf-8")
+        return True
 
     async def on_ready(self) -> None:
         log.info(
@@ -144,7 +170,8 @@ async def build_bot(settings: Settings, *, sync: bool = False) -> RGPT2Bot:
 
     services = await build_services(settings)
     mode: SyncMode = "force" if sync else "auto"
-    return RGPT2Bot(services, dev_guild_id=settings.dev_guild_id, sync=mode)
+    state = Path(settings.db_path).with_name(Path(settings.db_path).name + ".commands-synced")
+    return RGPT2Bot(services, dev_guild_id=settings.dev_guild_id, sync=mode, sync_state=state)
 
 
 def run_bot(settings: Settings, sync: bool = False) -> int:

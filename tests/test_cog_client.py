@@ -14,18 +14,8 @@ from tests.discord_harness import Harness, Member
 DEV_GUILD = 777
 
 
-@pytest.mark.parametrize(
-    ("dev_guild", "mode", "expected"),
-    [
-        (DEV_GUILD, "auto", [DEV_GUILD]),
-        (None, "auto", [None]),
-        (DEV_GUILD, "force", [DEV_GUILD, None]),
-        (DEV_GUILD, "never", []),
-    ],
-)
-async def test_commands_sync_to_the_dev_guild_or_globally(tmp_path, dev_guild, mode, expected):
-    services = await make_services(tmp_path / "c.sqlite3")
-    bot = RGPT2Bot(services, dev_guild_id=dev_guild, sync=mode)
+async def start_and_record_syncs(services, state, dev_guild, mode) -> list[int | None]:
+    bot = RGPT2Bot(services, dev_guild_id=dev_guild, sync=mode, sync_state=state)
     synced: list[int | None] = []
 
     async def fake_sync(*, guild: discord.abc.Snowflake | None = None) -> list[object]:
@@ -34,12 +24,23 @@ async def test_commands_sync_to_the_dev_guild_or_globally(tmp_path, dev_guild, m
 
     bot.tree.sync = fake_sync  # type: ignore[method-assign]
     async with Harness(bot):
-        assert synced == expected
         names = {c.name for c in bot.tree.get_commands()}
         assert names == {"rap", "battle", "top", "leaderboard", "verse", "lyrics", "admin"}
         if dev_guild is not None and mode != "never":
-            # copied to the guild, where Discord shows them at once
-            assert {c.name for c in bot.tree.get_commands(guild=discord.Object(DEV_GUILD))} == names
+            # copied to the development guild, where Discord shows them at once
+            assert {c.name for c in bot.tree.get_commands(guild=discord.Object(dev_guild))} == names
+    return synced
+
+
+@pytest.mark.parametrize("dev_guild", [DEV_GUILD, None])
+async def test_commands_sync_once_to_the_dev_guild_or_globally_and_sync_forces(tmp_path, dev_guild):
+    state = tmp_path / "commands-synced"
+    runs = []
+    for mode in ("auto", "auto", "force", "never"):
+        services = await make_services(tmp_path / "c.sqlite3")
+        runs.append(await start_and_record_syncs(services, state, dev_guild, mode))
+    # first start syncs; a restart with the same commands does not; --sync always does
+    assert runs == [[dev_guild], [], [dev_guild], []]
 
 
 async def test_every_persistent_button_is_registered(tmp_path):
