@@ -135,7 +135,9 @@ class ProgressMessage:
 
 
 class AdminCog(commands.Cog):
-    admin = app_commands.Group(name="admin", description="Bot administration (server managers)")
+    admin = app_commands.Group(
+        name="admin", description="Bot administration (server managers)", guild_only=True
+    )
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot

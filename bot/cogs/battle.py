@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 
 class BattleCog(commands.Cog):
-    battle = app_commands.Group(name="battle", description="Rap battles between members")
+    battle = app_commands.Group(
+        name="battle", description="Rap battles between members", guild_only=True
+    )
 
     def __init__(self, bot: RGPT2Bot) -> None:
         self.bot = bot
