@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,7 @@ class Sent:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     message_id: int | None = None
     response_type: int | None = None
+    at: float = field(default_factory=time.perf_counter)  # when it was sent
 
     @property
     def data(self) -> dict[str, Any]:
@@ -195,6 +197,7 @@ class Harness:
         self.bot = bot
         self.guild_id = guild_id
         self.sent: list[Sent] = []
+        self.dispatched: dict[str, float] = {}  # token -> when the interaction arrived
         self.messages: dict[int, dict[str, Any]] = dict(messages or {})
         self._patches: list[tuple[object, str, Any]] = []
 
@@ -552,6 +555,7 @@ class Harness:
 
     async def _dispatch(self, payload: dict[str, Any], settle: bool) -> Replies:
         token = payload["token"]
+        self.dispatched[token] = time.perf_counter()
         self.bot._connection.parse_interaction_create(payload)
         if settle:
             await self.settle()

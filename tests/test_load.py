@@ -31,6 +31,9 @@ async def test_200_raps_from_50_members_at_once(tmp_path, cooldown):
         await h.settle(timeout=60)
         elapsed = time.perf_counter() - started
 
+        ack_ms = sorted(
+            1000 * (h.replies(t)[0].at - h.dispatched[t]) for t in tokens if h.replies(t)
+        )
         outcomes: collections.Counter[str] = collections.Counter()
         posted: dict[int, int] = {}  # verse id -> message id
         for token in tokens:
@@ -64,5 +67,8 @@ async def test_200_raps_from_50_members_at_once(tmp_path, cooldown):
         batches = [len(b) for b in generator.batches]
         print(
             f"\n200 /rap, cooldown {cooldown:g}s: {dict(outcomes)} in {elapsed:.2f} s; "
-            f"{len(batches)} batches, mean size {sum(batches) / len(batches):.1f}"
+            f"{len(batches)} batches, mean size {sum(batches) / len(batches):.1f}; "
+            f"first response after p50 {ack_ms[len(ack_ms) // 2]:.0f} ms, "
+            f"p95 {ack_ms[int(len(ack_ms) * 0.95)]:.0f} ms, max {ack_ms[-1]:.0f} ms "
+            "(Discord allows 3000)"
         )
