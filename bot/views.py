@@ -215,7 +215,7 @@ class AcceptModal(discord.ui.Modal, title="Accept the rap battle"):
         required=False,
         max_length=100,
         placeholder="leave empty to rap on the challenge's topic",
-        custom_id="rgpt2:accept:topic",
+        custom_id="rgpt2:acceptform:topic",
     )
 
     def __init__(self, battle_id: int) -> None:
