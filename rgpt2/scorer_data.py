@@ -255,25 +255,80 @@ def _minimal_read_verses(path: Path) -> list[list[str]]:
     return verses
 
 
+# Pop songs with rap in them are label noise for a rap-vs-pop classifier: the pop file keeps
+# songs by rappers filed under pop (Pitbull, Flo Rida, Kodak Black, Doja Cat, the Black Eyed
+# Peas) and pop songs carry featured rap verses ("[Verse 2: Ja Rule]", BTS's rap line).
+# Those songs and sections are left out of the pop side; the list is of performers, not
+# words, and is matched against artist names and section headers only.
+RAP_PERFORMERS: frozenset[str] = frozenset(
+    name.lower()
+    for name in (
+        "2 Chainz", "50 Cent", "A$AP Rocky", "apl.de.ap", "B.o.B", "Big Sean", "Black Eyed Peas",
+        "Busta Rhymes", "Cardi B", "Chance the Rapper", "Childish Gambino", "DaBaby", "Diddy",
+        "Doja Cat", "Drake", "Eminem", "Eve", "Fabolous", "Fat Joe", "Flo Rida", "French Montana",
+        "Future", "G-Eazy", "Gunna", "Iggy Azalea", "j-hope", "Ja Rule", "Jadakiss", "JAY-Z",
+        "Kanye West", "Kendrick Lamar", "Kid Cudi", "Kodak Black", "Lil Baby", "Lil Jon",
+        "Lil Kim", "Lil' Kim", "Lil Uzi Vert", "Lil Wayne", "Logic", "Ludacris", "Ma$e", "Mase",
+        "Macklemore", "Megan Thee Stallion", "Method Man", "Missy Elliott", "Nas", "Nelly",
+        "Nicki Minaj", "P. Diddy", "Pitbull", "Puff Daddy", "Q-Tip", "Quavo", "Redman",
+        "Rick Ross", "RM", "Sean Paul", "Snoop Dogg", "Stormzy", "Styles P", "SUGA", "T.I.",
+        "Taboo", "The Black Eyed Peas", "The Notorious B.I.G.", "Timbaland", "Tinie Tempah",
+        "Travis Scott", "Twista", "Tyga", "will.i.am", "Wiz Khalifa", "Wyclef Jean",
+        "Young Thug",
+    )
+)  # fmt: skip
+_HEADER_NAMES = re.compile(r"\s*(?:,|&|\+|\band\b|\bfeat\.?|\bwith\b)\s*", re.I)
+
+
+def is_rap_header(header: str) -> bool:
+    """A section header that names a rap performer or says "rap" ("[Verse 2: Ja Rule]")."""
+    body = header.strip().strip("[]")
+    if re.search(r"\brap\b", body, re.I):
+        return True
+    if ":" not in body:
+        return False
+    names = _HEADER_NAMES.split(body.split(":", 1)[1])
+    return any(re.sub(r"\s*\(.*\)", "", n).strip().lower() in RAP_PERFORMERS for n in names)
+
+
 def read_pop_songs(path: Path) -> list[dict[str, object]]:
-    """Pop songs as {"artist", "title", "sections": list of lists of raw lines}."""
+    """Pop songs as {"artist", "title", "sections", "rap_sections", "rap_artist"}.
+
+    "sections" are lists of raw lines; sections whose header names a rap performer are
+    dropped (counted in "rap_sections"; a header applies until the next header).
+    "rap_artist" marks songs by a rap performer, which build_data leaves out after the
+    split (so that the list does not move other artists between train and validation).
+    """
     songs = []
     for raw in path.read_text(encoding="utf-8").splitlines():
         if not raw.strip():
             continue
         song = json.loads(raw)
+        artist = str(song.get("artist", ""))
         sections: list[list[str]] = [[]]
+        rap_flags = [False]
+        rap_header = False
         for line in str(song.get("lyrics", "")).splitlines():
-            if not line.strip() or line.lstrip().startswith("["):
+            is_header = line.lstrip().startswith("[")
+            if is_header:
+                rap_header = is_rap_header(line)
+            if not line.strip() or is_header:
                 if sections[-1]:
                     sections.append([])
+                    rap_flags.append(rap_header)
+                rap_flags[-1] = rap_header
                 continue
             sections[-1].append(line)
+        kept = [s for s, rap in zip(sections, rap_flags, strict=True) if s and not rap]
         songs.append(
             {
-                "artist": str(song.get("artist", "")),
+                "artist": artist,
                 "title": str(song.get("title", "")),
-                "sections": [s for s in sections if s],
+                "sections": kept,
+                "rap_sections": sum(
+                    1 for s, rap in zip(sections, rap_flags, strict=True) if s and rap
+                ),
+                "rap_artist": artist.lower() in RAP_PERFORMERS,
             }
         )
     return songs
@@ -326,6 +381,8 @@ def build_data(
             target.append(Example(BAR_SEP.join(chunk), RAP, artist, "rap_us"))
     for song in pop:
         artist = str(song["artist"])
+        if song["rap_artist"]:
+            continue
         sections = song["sections"]
         assert isinstance(sections, list)
         stream = _cap_repeats([bar for section in sections for bar in normalise_bars(section)])
@@ -369,8 +426,10 @@ def build_data(
         "val_share": val_share,
         "line_val_share": line_val_share,
         "val_rap_artists": sorted(rap_val),
-        "val_pop_artists": sorted(pop_val),
+        "val_pop_artists": sorted(a for a in pop_val if a.lower() not in RAP_PERFORMERS),
+        "pop_rap_artists_dropped": sorted({str(x["artist"]) for x in pop if x["rap_artist"]}),
         "line_rows_dropped_for_overlap": dropped,
+        "pop_rap_sections_dropped": sum(int(song["rap_sections"]) for song in pop),
     }
     return data
 

@@ -171,8 +171,8 @@ def train_classifier(
     """Fine-tune ``model`` in place on ``train``; returns a summary of the run.
 
     Cross-entropy weighted so rap and pop, verses and lines count equally; AdamW with linear warm-up and
-    decay. With ``max_minutes`` the schedule is re-planned every 20 steps to end when the
-    time box does (it only ever shrinks), and training stops there.
+    decay; with ``max_minutes`` the decay follows the clock as well and reaches 0 when the
+    time box ends (or the planned epochs do, whichever is first).
     """
     import torch
 
@@ -207,20 +207,30 @@ def train_classifier(
     opt = torch.optim.AdamW(params, lr=cfg.lr)
     plan = {"total": total_steps}
 
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
+    warm = max(1, int(total_steps * cfg.warmup_share))
+    if budget_s is not None:
+        warm = min(warm, 200)
+
     def lr_at(step: int) -> float:
-        warm = max(1, int(plan["total"] * cfg.warmup_share))
         if step < warm:
             return cfg.lr * (step + 1) / warm
-        return cfg.lr * max(0.0, (plan["total"] - step) / max(1, plan["total"] - warm))
+        # linear decay to 0 over the steps, or over the time box when that ends first: the
+        # speed of a shared CPU changes as other jobs come and go, so a step count planned
+        # up front would either stop mid-decay or end early
+        done = (step - warm) / max(1, total_steps - warm)
+        if budget_s is not None:
+            done = max(done, (time.monotonic() - start) / budget_s)
+        return cfg.lr * max(0.0, 1.0 - done)
 
     model.train()
     start = time.monotonic()
     deadline = start + cfg.max_minutes * 60 if cfg.max_minutes else None
     step, seen, stopped = 0, 0, "done"
     ema: float | None = None
-    while step < plan["total"] and stopped != "time":
+    while step < total_steps and stopped != "time":
         for batch in _batches(lengths, cfg.batch_size, rng):
-            if step >= plan["total"]:
+            if step >= total_steps:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 stopped = "time"
@@ -253,12 +263,11 @@ def train_classifier(
             n_tokens = sum(lengths[i] for i in batch)
             value = float(loss.detach())
             ema = value if ema is None else 0.95 * ema + 0.05 * value
-            if deadline is not None and step >= 20 and step % 20 == 0:
-                # re-plan so the LR decay ends with the time box, at the speed seen so far
-                # (a shared CPU gets slower and faster as other jobs come and go)
+            if deadline is not None and step % 20 == 0:
+                # the expected number of steps, for the progress bar's total and ETA
                 per_step = (time.monotonic() - start) / step
                 fits = step + int((deadline - time.monotonic()) / per_step)
-                plan["total"] = max(step + 1, min(plan["total"], fits))
+                plan["total"] = max(step + 1, min(total_steps, fits))
             if on_step is not None:
                 on_step(
                     {
