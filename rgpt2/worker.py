@@ -86,7 +86,9 @@ class Ticket:
 
     def cancel(self) -> bool:
         """Drop the request; one still waiting in the queue is never generated."""
-        return self._future.cancel()
+        cancelled = self._future.cancel()
+        self._service._forget(self)  # now, not when the done-callback runs
+        return cancelled
 
     async def result(self) -> Verse:
         return await self._future
@@ -178,6 +180,7 @@ class GenerationService:
             raise RuntimeError("the generation service is already started")
         self._loop = asyncio.get_running_loop()
         self._swap_lock = asyncio.Lock()
+        self._stopping = self._drain = False  # a stopped service may be started again
         self._accepting = True
         self._thread = threading.Thread(target=self._work, name="rgpt2-generation", daemon=True)
         self._thread.start()
@@ -267,6 +270,7 @@ class GenerationService:
         # request leaves the queue here, so the worker never generates it
         if ticket._timer is not None:
             ticket._timer.cancel()
+            ticket._timer = None
         with self._lock:
             try:
                 self._pending.remove(ticket)
@@ -349,10 +353,17 @@ class GenerationService:
                     batch: list[Ticket] = []
                 elif self._pending and (self._drain or not self._stopping):
                     control = None
-                    batch = [
-                        self._pending.popleft()
-                        for _ in range(min(self.max_batch, len(self._pending)))
-                    ]
+                    batch = []
+                    while self._pending and len(batch) < self.max_batch:
+                        ticket = self._pending.popleft()
+                        # timed out or cancelled by a task whose done-callback has not run
+                        # yet (reading a future's state from this thread is only a peek)
+                        if ticket._future.done():
+                            self.stats.dropped += 1
+                        else:
+                            batch.append(ticket)
+                    if not batch:
+                        continue
                     self._running = batch
                 else:
                     return

@@ -298,3 +298,13 @@ async def test_real_swap_refuses_unloadable_and_nan_models(tiny_models, tmp_path
         assert len((await service.generate(req(1))).bars) == 4
         # a good model does go live
         assert (await service.swap("reverse", rev))["reverse"] == before["reverse"]
+
+
+async def test_a_stopped_service_can_start_again():
+    service = GenerationService(FakeGenerator())
+    await service.start()
+    assert (await service.generate(req(1))).seed == 1
+    await service.stop()
+    await service.start()
+    assert (await service.generate(req(2))).seed == 2
+    await service.stop()
