@@ -154,7 +154,14 @@ class TrainConfig:
                 raise TrainingError(
                     f"--out {out} exists and is not a model directory; refusing to replace it"
                 )
-        for name in ("epochs", "batch_size", "grad_accum", "context", "checkpoint_every"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "grad_accum",
+            "context",
+            "checkpoint_every",
+            "max_steps",
+        ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1")
 
@@ -487,7 +494,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     process following it learns why the run ended.
     """
     try:
-        return _train(cfg)
+        return Trainer(cfg).run()
     except (Exception, KeyboardInterrupt) as exc:
         if cfg.progress_jsonl and not getattr(exc, "_rgpt2_reported", False):
             message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -498,303 +505,340 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise
 
 
-def _train(cfg: TrainConfig) -> TrainResult:
-    import torch
+class Trainer:
+    """One session of a run: everything set up from ``cfg`` (or a checkpoint), then :meth:`run`.
 
-    cfg.validate()
-    started = time.monotonic()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device, bf16 = choose_device(cfg)
-    ckpt_dir = cfg.checkpoint_path()
-    out = Path(cfg.out)
+    Its counters (step, epoch, best validation loss, ...) are exactly what a checkpoint
+    stores, so a resumed session carries on where the last one stopped.
+    """
 
-    resume_from: Path | None = None
-    if isinstance(cfg.resume, str) and cfg.resume:
-        resume_from = Path(cfg.resume)
-        if not resume_from.is_dir():
-            raise TrainingError(f"no checkpoint to resume from at {resume_from}")
-    elif cfg.resume and (ckpt_dir / CHECKPOINT_STATE).is_file():
-        resume_from = ckpt_dir
-    elif cfg.resume:
-        log.info("no checkpoint at %s: starting a new run", ckpt_dir)
+    def __init__(self, cfg: TrainConfig) -> None:
+        import torch
 
-    state: dict[str, Any] = {}
-    if resume_from is not None:
-        model, tokenizer, ck_meta, state = load_checkpoint(resume_from)
-        sampling = ck_meta.sampling
-        log.info("resuming from %s at step %d", resume_from, state["step"])
-    else:
-        model, tokenizer, sampling = build_model(cfg)
-    if cfg.sampling:
-        sampling = {**sampling, **cfg.sampling}
-    model.to(device)
-    model.train()
-    context = min(cfg.context or 1024, model.config.n_positions)
-    data, _ = build_dataset(cfg, tokenizer, context)
-    if state and state.get("fingerprint") != data.fingerprint:
-        raise TrainingError(
-            f"the checkpoint at {resume_from} was trained on other data "
-            f"({state.get('fingerprint')} vs {data.fingerprint}); start a new run instead"
+        cfg.validate()
+        self.cfg = cfg
+        self.started = time.monotonic()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device, self.bf16 = choose_device(cfg)
+        self.ckpt_dir = cfg.checkpoint_path()
+        self.out = Path(cfg.out)
+
+        state = self._load_or_build()
+        self.model.to(self.device)
+        self.model.train()
+        self.context = min(cfg.context or 1024, self.model.config.n_positions)
+        self.data, _ = build_dataset(cfg, self.tokenizer, self.context)
+        if state and state.get("fingerprint") != self.data.fingerprint:
+            raise TrainingError(
+                f"the checkpoint in {self.ckpt_dir} was trained on other data "
+                f"({state.get('fingerprint')} vs {self.data.fingerprint}); start a new run"
+            )
+        self._plan()
+
+        # counters: what a checkpoint stores
+        self.step = 0
+        self.epoch = 0  # 0-based epoch in progress
+        self.step_in_epoch = 0
+        self.best_loss: float | None = None
+        self.best_step = 0
+        self.bad_evals = 0
+        self.last_eval_step = -1
+        self.history: list[dict[str, Any]] = []
+        self.seconds_before = float(state.get("train_seconds", 0.0))  # earlier sessions
+        self.version = (
+            state.get("version")
+            or cfg.version
+            or (f"{cfg.direction}-{time.strftime('%Y%m%d-%H%M%S')}-{self.data.fingerprint[7:15]}")
         )
-    n_train_tokens = sum(map(len, data.train))
-    block = min(context, n_train_tokens)
-    if block < 2:
-        raise TrainingError("not enough training text for a single block")
-    blocks_per_epoch = n_train_tokens // block
-    micro = math.ceil(blocks_per_epoch / cfg.batch_size)
-    steps_per_epoch = math.ceil(micro / cfg.grad_accum)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(200, total_steps // 20)
-    warmup = max(1, warmup)
-    val_seqs, val_tokens = [], 0
-    for s in data.val:  # a bounded validation set keeps evaluations short
-        if val_tokens >= cfg.max_val_tokens:
-            break
-        val_seqs.append(s)
-        val_tokens += len(s)
-    val_blocks = pack(val_seqs, min(context, max(2, val_tokens)), seed=None)
 
-    budget_s = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
-    seconds_before = float(state.get("train_seconds", 0.0))  # of earlier sessions
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(
+                s, self.warmup, self.total_steps, cfg.min_lr_ratio, self.time_progress()
+            ),
+        )
+        if state:
+            self._restore(state)
+        else:
+            torch.manual_seed(cfg.seed)
+            random.seed(cfg.seed)
+        self._log_plan()
 
-    def seconds_used() -> float:
-        return seconds_before + time.monotonic() - started
+    # --- setup ---------------------------------------------------------------------------
+    def _load_or_build(self) -> dict[str, Any]:
+        """Load the checkpoint to resume from, or build a fresh model; returns its state."""
+        cfg = self.cfg
+        resume_from: Path | None = None
+        if isinstance(cfg.resume, str) and cfg.resume:
+            resume_from = Path(cfg.resume)
+            if not resume_from.is_dir():
+                raise TrainingError(f"no checkpoint to resume from at {resume_from}")
+        elif cfg.resume and (self.ckpt_dir / CHECKPOINT_STATE).is_file():
+            resume_from = self.ckpt_dir
+        elif cfg.resume:
+            log.info("no checkpoint at %s: starting a new run", self.ckpt_dir)
+        state: dict[str, Any] = {}
+        if resume_from is not None:
+            self.model, self.tokenizer, meta, state = load_checkpoint(resume_from)
+            self.sampling = meta.sampling
+            log.info("resuming from %s at step %d", resume_from, state["step"])
+        else:
+            self.model, self.tokenizer, self.sampling = build_model(cfg)
+        if cfg.sampling:
+            self.sampling = {**self.sampling, **cfg.sampling}
+        return state
 
-    def time_progress() -> float:
-        return seconds_used() / budget_s if budget_s else 0.0
+    def _plan(self) -> None:
+        """Block length, steps per epoch, total steps, warm-up, validation blocks, budget."""
+        cfg = self.cfg
+        self.n_train_tokens = sum(map(len, self.data.train))
+        self.block = min(self.context, self.n_train_tokens)
+        if self.block < 2:
+            raise TrainingError("not enough training text for a single block")
+        micro = math.ceil(self.n_train_tokens // self.block / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(micro / cfg.grad_accum)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        warmup = cfg.warmup_steps
+        self.warmup = max(1, warmup if warmup is not None else min(200, self.total_steps // 20))
+        val_seqs, self.val_tokens = [], 0
+        for s in self.data.val:  # a bounded validation set keeps evaluations short
+            if self.val_tokens >= cfg.max_val_tokens:
+                break
+            val_seqs.append(s)
+            self.val_tokens += len(s)
+        self.val_blocks = pack(val_seqs, min(self.context, max(2, self.val_tokens)), seed=None)
+        self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
+        self.n_params = sum(p.numel() for p in self.model.parameters())
 
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: lr_factor(s, warmup, total_steps, cfg.min_lr_ratio, time_progress()),
-    )
-    step = 0
-    epoch = 0  # 0-based epoch in progress
-    step_in_epoch = 0
-    best_loss: float | None = None
-    best_step = 0
-    bad_evals = 0
-    last_eval_step = -1
-    history: list[dict[str, Any]] = []
-    if state:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
-        best_loss, best_step, bad_evals = state["best_loss"], state["best_step"], state["bad_evals"]
-        last_eval_step = state.get("last_eval_step", -1)
-        history = state["history"]
+    def _log_plan(self) -> None:
+        log.info(
+            "%s model: %.2fM parameters, context %d; %d train / %d val tokens "
+            "(%d verses + %d replay); %d steps/epoch of %d tokens; device %s, bf16 %s",
+            self.cfg.direction,
+            self.n_params / 1e6,
+            self.context,
+            self.n_train_tokens,
+            self.val_tokens,
+            self.data.verses,
+            self.data.replay_verses,
+            self.steps_per_epoch,
+            self.cfg.batch_size * self.cfg.grad_accum * self.block,
+            self.device,
+            self.bf16,
+        )
+
+    # --- time ----------------------------------------------------------------------------
+    def seconds_used(self) -> float:
+        return self.seconds_before + time.monotonic() - self.started
+
+    def time_progress(self) -> float:
+        return self.seconds_used() / self.budget_s if self.budget_s else 0.0
+
+    def out_of_time(self) -> bool:
+        return self.budget_s is not None and self.seconds_used() > self.budget_s
+
+    # --- state -----------------------------------------------------------------------------
+    _COUNTERS = ("step", "epoch", "step_in_epoch", "best_loss", "best_step", "bad_evals")
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for name in self._COUNTERS:
+            setattr(self, name, state[name])
+        self.last_eval_step = state.get("last_eval_step", -1)
+        self.history = state["history"]
         _set_rng_state(state["rng"])
-    else:
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
 
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        "%s model: %.2fM parameters, context %d; %d train / %d val tokens (%d verses + %d replay);"
-        " %d steps/epoch of %d tokens; device %s, bf16 %s",
-        cfg.direction,
-        n_params / 1e6,
-        context,
-        n_train_tokens,
-        val_tokens,
-        data.verses,
-        data.replay_verses,
-        steps_per_epoch,
-        cfg.batch_size * cfg.grad_accum * block,
-        device,
-        bf16,
-    )
-    version = cfg.version or (
-        f"{cfg.direction}-{time.strftime('%Y%m%d-%H%M%S')}-{data.fingerprint[7:15]}"
-    )
-    if state:
-        version = state.get("version", version)
-
-    def meta_at(at_step: int, loss: float | None) -> ModelMeta:
+    def meta(self, at_step: int, loss: float | None) -> ModelMeta:
         return ModelMeta(
-            direction=cfg.direction,
-            version=version,
-            corpus_fingerprint=data.fingerprint,
+            direction=self.cfg.direction,
+            version=self.version,
+            corpus_fingerprint=self.data.fingerprint,
             steps=at_step,
             best_val_ppl=perplexity(loss),
-            sampling=sampling,
+            sampling=self.sampling,
         )
 
-    def summary(stop_reason: str | None = None) -> dict[str, Any]:
+    def checkpoint(self) -> None:
+        state = {name: getattr(self, name) for name in self._COUNTERS}
+        state |= {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "last_eval_step": self.last_eval_step,
+            "history": self.history,
+            "rng": _rng_state(),
+            "fingerprint": self.data.fingerprint,
+            "version": self.version,
+            "train_seconds": self.seconds_used(),
+        }
+        save_checkpoint(
+            self.ckpt_dir, self.model, self.tokenizer, self.meta(self.step, self.best_loss), state
+        )
+
+    def summary(self, stop_reason: str | None) -> dict[str, Any]:
+        cfg = self.cfg
         return {
             "direction": cfg.direction,
-            "version": version,
+            "version": self.version,
             "rgpt2_version": __version__,
-            "parameters": n_params,
-            "context": context,
-            "train_tokens": n_train_tokens,
-            "val_tokens": val_tokens,
-            "verses": data.verses,
-            "replay_verses": data.replay_verses,
-            "best_step": best_step,
-            "best_val_loss": best_loss,
-            "best_val_ppl": perplexity(best_loss),
+            "parameters": self.n_params,
+            "context": self.context,
+            "train_tokens": self.n_train_tokens,
+            "val_tokens": self.val_tokens,
+            "verses": self.data.verses,
+            "replay_verses": self.data.replay_verses,
+            "best_step": self.best_step,
+            "best_val_loss": self.best_loss,
+            "best_val_ppl": perplexity(self.best_loss),
             "stop_reason": stop_reason,
-            "epochs": _epoch_summaries(history),
+            "epochs": _epoch_summaries(self.history),
             "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress_bar"},
         }
 
-    reporter = ProgressReporter(
-        total_steps,
-        cfg.progress_jsonl,
-        initial_step=step,
-        desc=f"train {cfg.direction}",
-        bar=cfg.progress_bar,
-        time_budget_s=None if budget_s is None else max(0.0, budget_s - seconds_used()),
-    )
-    reporter.history = history  # one history across resumed sessions
+    # --- training ----------------------------------------------------------------------------
+    def validate_and_keep_best(self) -> float | None:
+        """Evaluate; write the model to ``out`` if it is the best so far. Returns val loss."""
+        import torch
 
-    def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_dir,
-            model,
-            tokenizer,
-            meta_at(step, best_loss),
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "best_loss": best_loss,
-                "best_step": best_step,
-                "bad_evals": bad_evals,
-                "last_eval_step": last_eval_step,
-                "history": history,
-                "rng": _rng_state(),
-                "fingerprint": data.fingerprint,
-                "version": version,
-                "train_seconds": seconds_used(),
-            },
+        self.last_eval_step = self.step
+        val_loss = evaluate(
+            self.model, self.val_blocks, self.cfg.batch_size, self.device, self.bf16
         )
-
-    def validate_and_keep_best() -> float | None:
-        """Evaluate; save the model to ``out`` if it is the best so far. Returns val loss."""
-        nonlocal best_loss, best_step, bad_evals, last_eval_step
-        last_eval_step = step
-        val_loss = evaluate(model, val_blocks, cfg.batch_size, device, bf16)
-        improved = val_loss is None or best_loss is None or val_loss < best_loss
-        if improved:
-            best_loss, best_step, bad_evals = val_loss, step, 0
-            dtype = torch.float16 if cfg.dtype == "fp16" else torch.float32
-            save_model_dir(model, tokenizer, meta_at(step, val_loss), out, dtype=dtype)
+        if val_loss is None or self.best_loss is None or val_loss < self.best_loss:
+            self.best_loss, self.best_step, self.bad_evals = val_loss, self.step, 0
+            dtype = torch.float16 if self.cfg.dtype == "fp16" else torch.float32
+            save_model_dir(
+                self.model, self.tokenizer, self.meta(self.step, val_loss), self.out, dtype=dtype
+            )
         else:
-            bad_evals += 1
+            self.bad_evals += 1
         return val_loss
 
-    stop_reason = "finished"
-    session_steps = 0
-    try:
-        while epoch < cfg.epochs and step < total_steps:
-            blocks = pack(data.train, block, seed=cfg.seed * 1000 + epoch)
-            batches = [
-                blocks[i : i + cfg.batch_size] for i in range(0, len(blocks), cfg.batch_size)
-            ]
-            groups = [
-                batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)
-            ]
-            while step_in_epoch < len(groups) and step < total_steps:
-                group = groups[step_in_epoch]
-                n_tokens = sum(b.numel() for b in group)
-                loss_sum = 0.0
-                for x in group:
-                    x = x.to(device)
-                    with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                        loss = model(input_ids=x, labels=x).loss
-                    (loss * x.numel() / n_tokens).backward()
-                    loss_sum += loss.item() * x.numel()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                step_in_epoch += 1
+    def train_step(self, group: Sequence[torch.Tensor]) -> tuple[float, int]:
+        """One optimiser step over a group of micro-batches; (mean token loss, tokens)."""
+        import torch
+
+        n_tokens = sum(b.numel() for b in group)
+        loss_sum = 0.0
+        for x in group:
+            x = x.to(self.device)
+            with torch.autocast(self.device.split(":")[0], torch.bfloat16, enabled=self.bf16):
+                loss = self.model(input_ids=x, labels=x).loss
+            (loss * x.numel() / n_tokens).backward()
+            loss_sum += loss.item() * x.numel()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.step_in_epoch += 1
+        train_loss = loss_sum / n_tokens
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"the training loss diverged at step {self.step}; lower --lr and restart"
+            )
+        return train_loss, n_tokens
+
+    def epoch_groups(self) -> list[list[torch.Tensor]]:
+        """This epoch's optimiser steps: groups of ``grad_accum`` micro-batches of blocks."""
+        cfg = self.cfg
+        blocks = pack(self.data.train, self.block, seed=cfg.seed * 1000 + self.epoch)
+        batches = [blocks[i : i + cfg.batch_size] for i in range(0, len(blocks), cfg.batch_size)]
+        return [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+
+    def loop(self, reporter: ProgressReporter) -> str:
+        """Train until done; returns why it stopped."""
+        cfg = self.cfg
+        session_steps = 0
+        while self.epoch < cfg.epochs and self.step < self.total_steps:
+            groups = self.epoch_groups()
+            while self.step_in_epoch < len(groups) and self.step < self.total_steps:
+                loss, tokens = self.train_step(groups[self.step_in_epoch])
                 session_steps += 1
-                train_loss = loss_sum / n_tokens
-                if not math.isfinite(train_loss):
-                    raise TrainingError(
-                        f"the training loss diverged at step {step}; lower --lr and restart"
-                    )
                 extra: dict[str, Any] = {}
-                if cfg.eval_every and step % cfg.eval_every == 0 and step_in_epoch < len(groups):
-                    extra["val_loss"] = validate_and_keep_best()
+                mid_epoch = self.step_in_epoch < len(groups)
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and mid_epoch:
+                    extra["val_loss"] = self.validate_and_keep_best()
+                lr = self.scheduler.get_last_lr()[0]
                 reporter.step(
-                    step,
-                    loss=train_loss,
-                    tokens=n_tokens,
-                    epoch=epoch + 1,
-                    lr=scheduler.get_last_lr()[0],
-                    **extra,
+                    self.step, loss=loss, tokens=tokens, epoch=self.epoch + 1, lr=lr, **extra
                 )
-                if extra and cfg.patience and bad_evals >= cfg.patience:
-                    stop_reason = "early_stopping"
-                    break
-                out_of_time = budget_s is not None and seconds_used() > budget_s
-                if out_of_time or (cfg.stop_after is not None and session_steps >= cfg.stop_after):
-                    stop_reason = "time_budget" if out_of_time else "interrupted"
-                    break
-                if step % cfg.checkpoint_every == 0:
-                    checkpoint()
-            if stop_reason != "finished":
-                break
-            # the epoch is over
-            val_loss = validate_and_keep_best()
-            reporter.epoch(epoch + 1, step=step, val_loss=val_loss)
-            epoch += 1
-            step_in_epoch = 0
-            if cfg.patience and bad_evals >= cfg.patience:
-                stop_reason = "early_stopping"
-                break
-            if epoch < cfg.epochs and step < total_steps:
-                checkpoint()
-        if last_eval_step != step or not out.is_dir():
-            # stopped between evaluations (budget, --max-steps, interruption): judge the last
-            # weights too, so the best model is chosen among everything trained
-            val_loss = validate_and_keep_best()
-            reporter.step(step, loss=None, epoch=min(epoch + 1, cfg.epochs), val_loss=val_loss)
-        if stop_reason in ("time_budget", "interrupted"):
-            checkpoint()
-        result = TrainResult(
-            out_dir=str(out),
-            steps=step,
-            epochs_done=epoch,
-            best_val_loss=best_loss,
-            best_val_ppl=perplexity(best_loss),
-            stop_reason=stop_reason,
-            history=history,
-            checkpoint_dir=str(ckpt_dir) if ckpt_dir.exists() else None,
+                if extra and cfg.patience and self.bad_evals >= cfg.patience:
+                    return "early_stopping"
+                if self.out_of_time():
+                    return "time_budget"
+                if cfg.stop_after is not None and session_steps >= cfg.stop_after:
+                    return "interrupted"
+                if self.step % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+            val_loss = self.validate_and_keep_best()
+            reporter.epoch(self.epoch + 1, step=self.step, val_loss=val_loss)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if cfg.patience and self.bad_evals >= cfg.patience:
+                return "early_stopping"
+            if self.epoch < cfg.epochs and self.step < self.total_steps:
+                self.checkpoint()
+        return "finished"
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        reporter = ProgressReporter(
+            self.total_steps,
+            cfg.progress_jsonl,
+            initial_step=self.step,
+            desc=f"train {cfg.direction}",
+            bar=cfg.progress_bar,
+            time_budget_s=None
+            if self.budget_s is None
+            else max(0.0, self.budget_s - self.seconds_used()),
         )
-        reporter.done(
-            out_dir=str(out),
-            best_val_ppl=result.best_val_ppl,
-            best_val_loss=best_loss,
-            best_step=best_step,
-            step=step,
-            epoch=epoch,
-            stop_reason=stop_reason,
-        )
-        _write_extras(out, history, summary(stop_reason))
-        if stop_reason in ("finished", "early_stopping") and not cfg.keep_checkpoint:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-            result.checkpoint_dir = None
-        return result
-    except KeyboardInterrupt as exc:
-        reporter.error("interrupted", step=step)
-        exc._rgpt2_reported = True  # type: ignore[attr-defined]
-        checkpoint()
-        raise
-    except Exception as exc:
-        reporter.error(str(exc) or type(exc).__name__, step=step)
-        exc._rgpt2_reported = True  # type: ignore[attr-defined]
-        raise
-    finally:
-        reporter.close()
+        reporter.history = self.history  # one history across resumed sessions
+        try:
+            stop_reason = self.loop(reporter)
+            if self.last_eval_step != self.step or not self.out.is_dir():
+                # stopped between evaluations (budget, --max-steps, interruption): judge the
+                # last weights too, so the best model is chosen among everything trained
+                val_loss = self.validate_and_keep_best()
+                epoch = min(self.epoch + 1, cfg.epochs)
+                reporter.step(self.step, loss=None, epoch=epoch, val_loss=val_loss)
+            if stop_reason in ("time_budget", "interrupted"):
+                self.checkpoint()
+            reporter.done(
+                out_dir=str(self.out),
+                best_val_ppl=perplexity(self.best_loss),
+                best_val_loss=self.best_loss,
+                best_step=self.best_step,
+                step=self.step,
+                epoch=self.epoch,
+                stop_reason=stop_reason,
+            )
+            _write_extras(self.out, self.history, self.summary(stop_reason))
+            if stop_reason in ("finished", "early_stopping") and not cfg.keep_checkpoint:
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            return TrainResult(
+                out_dir=str(self.out),
+                steps=self.step,
+                epochs_done=self.epoch,
+                best_val_loss=self.best_loss,
+                best_val_ppl=perplexity(self.best_loss),
+                stop_reason=stop_reason,
+                history=self.history,
+                checkpoint_dir=str(self.ckpt_dir) if self.ckpt_dir.exists() else None,
+            )
+        except KeyboardInterrupt as exc:
+            reporter.error("interrupted", step=self.step)
+            exc._rgpt2_reported = True  # type: ignore[attr-defined]
+            self.checkpoint()
+            raise
+        except Exception as exc:
+            reporter.error(str(exc) or type(exc).__name__, step=self.step)
+            exc._rgpt2_reported = True  # type: ignore[attr-defined]
+            raise
+        finally:
+            reporter.close()

@@ -91,8 +91,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     from rgpt2.train import TrainConfig, train
+
+    # a parent that cancels (SIGTERM) gets the same clean stop as Ctrl-C: checkpoint, error event
+    signal.signal(signal.SIGTERM, _interrupt)
 
     replay_fraction = args.replay_fraction
     if replay_fraction is None:
