@@ -323,3 +323,32 @@ def test_bad_options_and_data_fail_clearly(data_dir, tmp_path, capsys):
                 direction="forward", data=[str(data_dir)], out="x", resume="/nowhere", **TINY
             )
         )
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_an_error_event(data_dir, tmp_path, monkeypatch):
+    from rgpt2.train import Trainer
+
+    real_step = Trainer.train_step
+
+    def step_then_interrupt(self, group):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, group)
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_interrupt)
+    progress = tmp_path / "p.jsonl"
+    cfg = TrainConfig(
+        direction="forward",
+        data=[str(data_dir)],
+        out=str(tmp_path / "m"),
+        epochs=5,
+        checkpoint_every=100,
+        progress_jsonl=str(progress),
+        **TINY,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    state = torch.load(tmp_path / "m.ckpt" / CHECKPOINT_STATE, weights_only=False)
+    assert state["step"] == 3
+    last = read_jsonl(progress)[-1]
+    assert (last["event"], last["message"], last["step"]) == ("error", "interrupted", 3)
