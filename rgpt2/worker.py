@@ -254,6 +254,17 @@ class GenerationService:
         """Submit ``request`` and wait for its verse."""
         return await self.submit(request)
 
+    def expected_wait(self, position: int) -> float | None:
+        """Rough seconds until a request at queue ``position`` is written (None: no data yet).
+
+        The batch in flight, then one batch per ``max_batch`` requests ahead, at the mean
+        batch time so far.
+        """
+        if not self.stats.batches:
+            return None
+        per_batch = self.stats.generate_seconds / self.stats.batches
+        return per_batch * (1 + -(-max(position, 1) // self.max_batch))
+
     def queue_length(self) -> int:
         with self._lock:
             return len(self._pending)

@@ -308,3 +308,14 @@ async def test_a_stopped_service_can_start_again():
     await service.start()
     assert (await service.generate(req(2))).seed == 2
     await service.stop()
+
+
+async def test_expected_wait_grows_with_the_queue_position():
+    gen = FakeGenerator(delay=0.05)
+    async with GenerationService(gen, max_batch=2) as service:
+        assert service.expected_wait(1) is None  # nothing measured yet
+        await service.generate(req(0))
+        one_batch = service.stats.generate_seconds
+        assert service.expected_wait(1) == pytest.approx(2 * one_batch)
+        assert service.expected_wait(2) == pytest.approx(2 * one_batch)
+        assert service.expected_wait(3) == pytest.approx(3 * one_batch)
