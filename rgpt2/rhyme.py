@@ -285,7 +285,8 @@ class RhymeIndex:
     Candidates are the CMU dictionary's words plus ``extra_words`` (e.g. the whole-word
     tokens of the tokenizer's vocabulary, which carry the corpus's slang). Words longer than
     ``max_word_tokens`` tokens are left out: a model rarely means them.
-    ``min_words``: when fewer perfect rhymes than this are known, slant rhymes are added.
+    Perfect rhymes that are vocabulary words come first; rarer and slant rhymes are added
+    only while fewer than ``min_words`` words are on offer (see :meth:`trie`).
     """
 
     def __init__(
@@ -333,49 +334,69 @@ class RhymeIndex:
             for w in ws:
                 self._dictionary_letters[letter_key(w)].add(w)
 
-    def rhyming_words(self, target: str) -> set[str]:
-        """Words rhyming with ``target`` (never ``target`` itself)."""
+    def tiers(self, target: str) -> list[set[str]]:
+        """Candidate rhymes of ``target``, best first (never ``target`` itself).
+
+        Perfect rhymes among the vocabulary's words (common in the corpus), then all perfect
+        rhymes of the dictionary, then slant rhymes the same two ways. Words the dictionary
+        lacks have one tier: vocabulary words with the same letter key.
+        """
         target = normalize_word(target)
         if not target:
-            return set()
-        words: set[str] = set()
-        if in_dictionary(target):
-            for k in rhyme_keys(target):
-                words |= self._perfect.get(k, set()) | self._extra_perfect.get(k, set())
-            words.discard(target)
-            if len(words) < self.min_words:
-                for k in slant_keys(target):
-                    words |= self._slant.get(k, set()) | self._extra_slant.get(k, set())
-        else:
-            words = set(self._letters.get(letter_key(target), set()))
-            # dictionary words spelled with the same ending rhyme by letters too
+            return []
+        if not in_dictionary(target):
             key = letter_key(target)
-            words |= self._dictionary_letters.get(key, set())
-        words.discard(target)
-        return words
+            found = self._letters.get(key, set()) | self._dictionary_letters.get(key, set())
+            return [found - {target}]
+        out = []
+        for index, extra, keys in (
+            (self._perfect, self._extra_perfect, rhyme_keys(target)),
+            (self._slant, self._extra_slant, slant_keys(target)),
+        ):
+            common: set[str] = set()
+            every: set[str] = set()
+            for k in keys:
+                common |= extra.get(k, set())
+                every |= index.get(k, set()) | extra.get(k, set())
+            out += [common - {target}, every - {target}]
+        return out
+
+    def rhyming_words(self, target: str) -> set[str]:
+        """The words the trie of ``target`` offers."""
+        return set(self.trie(target).words)
 
     def trie(self, target: str) -> RhymeTrie:
-        """The token trie of the words rhyming with ``target`` (cached)."""
+        """The token trie of the rhymes of ``target`` (cached).
+
+        Tiers (:meth:`tiers`) are added until at least ``min_words`` words are offered;
+        spellings longer than ``max_word_tokens`` tokens are left out.
+        """
         target = normalize_word(target)
         with self._lock:
             cached = self._tries.get(target)
         if cached is not None:
             return cached
-        words = sorted(self.rhyming_words(target))
-        spellings = [" " + w for w in words]
-        if self.capitalised:
-            spellings += [" " + w[:1].upper() + w[1:] for w in words]
         root = TrieNode()
-        if spellings:
+        kept: set[str] = set()
+        for tier in self.tiers(target):
+            words = sorted(tier - kept)
+            if not words:
+                continue
+            spellings = [" " + w for w in words]
+            if self.capitalised:
+                spellings += [" " + w[:1].upper() + w[1:] for w in words]
             encoded = self.tokenizer(spellings, add_special_tokens=False)["input_ids"]
-            for ids in encoded:
+            for word, ids in zip(words * (2 if self.capitalised else 1), encoded, strict=True):
                 if not ids or len(ids) > self.max_word_tokens:
                     continue
                 node = root
                 for t in ids:
                     node = node.children.setdefault(t, TrieNode())
                 node.terminal = True
-        trie = RhymeTrie(target=target, words=tuple(words), root=root)
+                kept.add(word)
+            if len(kept) >= self.min_words:
+                break
+        trie = RhymeTrie(target=target, words=tuple(sorted(kept)), root=root)
         with self._lock:
             self._tries[target] = trie
         return trie

@@ -112,13 +112,25 @@ def test_trie_holds_the_token_spellings_of_rhyming_words(tok):
 
 
 def test_trie_includes_vocabulary_slang_and_skips_long_spellings(tok):
-    index = RhymeIndex(tok, extra_words=["finna", "ninna"], max_word_tokens=2)
-    assert index.rhyming_words("finna") == {"ninna"}
-    trie = index.trie("night")
+    slang = RhymeIndex(tok, extra_words=["finna", "ninna"], max_word_tokens=8)
+    assert slang.rhyming_words("finna") == {"ninna"}
+    trie = RhymeIndex(tok, max_word_tokens=2).trie("night")
+    assert trie.words and "candlelight" not in trie.words
     for word in trie.words:
-        ids = tok(" " + word, add_special_tokens=False)["input_ids"]
-        node = trie.walk(ids)
-        assert (node is not None and node.terminal) == (len(ids) <= 2), word
+        assert len(tok(" " + word, add_special_tokens=False)["input_ids"]) <= 2, word
+    assert "candlelight" in RhymeIndex(tok, max_word_tokens=8).trie("night").words
+
+
+def test_common_rhymes_come_first(tok):
+    # "tight" and "light" are whole words of the tiny vocabulary: with min_words=2 they are
+    # enough, and no rarer dictionary rhyme is offered
+    index = RhymeIndex(tok, min_words=2)
+    assert index.rhyming_words("night") == {"tight", "light"}
+    tiers = index.tiers("night")
+    assert tiers[0] == {"tight", "light"} and "right" in tiers[1]
+    # with a higher bar the dictionary's rhymes join in, slant ones only if still short
+    more = RhymeIndex(tok, min_words=8).rhyming_words("night")
+    assert {"tight", "light", "right"} <= more and "time" not in more
 
 
 def test_rhyme_index_checks_its_arguments(tok):
