@@ -189,17 +189,29 @@ async def paired_latency(
     """Each request twice, back to back: alone in a helper thread, then through the service.
 
     Pairs see the same machine load, so the median ratio (service / naive) measures the
-    service's own overhead at concurrency 1 even when the load drifts between rounds.
+    service's own overhead at concurrency 1 even when the load drifts between rounds. No
+    loop-lag probe runs here: its wake-ups cost the worker a few per cent on a loaded
+    machine (measured 3-9 % at concurrency 1), which the rounds' figures include.
     """
-    naive, served = [], []
+    naive: list[float] = []
+    served: list[float] = []
     async with GenerationService(generator, max_batch=max_batch, request_timeout=None) as service:
-        for request in requests:
+
+        async def alone(request: RapRequest) -> None:
             t0 = time.perf_counter()
             await asyncio.to_thread(generator.generate, [request])
             naive.append(time.perf_counter() - t0)
+
+        async def through_service(request: RapRequest) -> None:
             t0 = time.perf_counter()
             await service.generate(request)
             served.append(time.perf_counter() - t0)
+
+        for i, request in enumerate(requests):
+            # alternate which goes first: the second run of a request may find warmer caches
+            first, second = (alone, through_service) if i % 2 == 0 else (through_service, alone)
+            await first(request)
+            await second(request)
     ratios = [s / n for s, n in zip(served, naive, strict=True)]
     return {
         "pairs": len(ratios),
