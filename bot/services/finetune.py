@@ -63,7 +63,9 @@ class FinetuneSettings:
 
     ``replay``: the original corpus, mixed into training so the model does not forget it.
     ``heldout``: verses neither model trained on, for the comparison (with a held-out slice
-    of the contributed lyrics when there are at least ``min_verses_to_hold_out`` verses).
+    of the contributed lyrics when there are at least ``min_verses_to_hold_out`` verses;
+    when there is neither, a sample of ``replay``; with none of these, no comparison and
+    the serving model stays).
     """
 
     work_dir: Path
@@ -299,6 +301,11 @@ class FinetuneJobs:
         data = workdir / "lyrics.txt"
         data.write_text(_seed_format(verses), encoding="utf-8")
         heldout = [Path(p) for p in self.settings.heldout]
+        if not heldout and not heldout_verses:
+            # nothing else to judge by: at least check the new model has not forgotten the
+            # original corpus (compare-models samples it; the few verses the child replays
+            # from it are a negligible part of a full corpus)
+            heldout = [Path(p) for p in self.settings.replay]
         if heldout_verses:
             own = workdir / "heldout.txt"
             own.write_text(_seed_format(heldout_verses), encoding="utf-8")
