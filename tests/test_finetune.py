@@ -191,3 +191,33 @@ def test_model_store_versions_promote_and_rollback(tmp_path):
         again.discard(default)
     again.discard(v2)
     assert not v2.exists()
+
+
+def test_held_out_verses_come_from_the_lyrics_or_the_settings(tmp_path):
+    from bot.storage.records import LyricsSubmission
+
+    def lyrics(n: int) -> list[LyricsSubmission]:
+        text = seed_format(made_up_verses(n, seed=n))
+        return [LyricsSubmission(1, None, 1, text, "0" * 64, "pending", None, None)]
+
+    replay, fixed = tmp_path / "corpus.txt", tmp_path / "fixed.txt"
+    store = ModelStore(tmp_path / "store", {})
+
+    def split(settings: FinetuneSettings, n: int) -> tuple[int, list[Path]]:
+        jobs = FinetuneJobs(None, None, store, settings)  # repo/service unused here
+        data, heldout = jobs._write_data(tmp_path, lyrics(n))
+        return data.read_text().count("\n\n") + 1, heldout
+
+    own = tmp_path / "heldout.txt"
+    # contributed verses: about one in ten is held out of training for the comparison
+    trained, heldout = split(FinetuneSettings(work_dir=tmp_path, replay=[replay]), 5)
+    assert trained == 4 and heldout == [own] and own.read_text().count("\n\n") == 0
+    trained, heldout = split(FinetuneSettings(work_dir=tmp_path, replay=[replay]), 40)
+    assert trained == 36 and heldout == [own] and own.read_text().count("\n\n") == 3
+    # too few to spare one: the replay corpus is the yardstick, or the configured set
+    assert split(FinetuneSettings(work_dir=tmp_path, replay=[replay]), 3) == (3, [replay])
+    assert split(FinetuneSettings(work_dir=tmp_path, replay=[replay], heldout=[fixed]), 3) == (
+        3,
+        [fixed],
+    )
+    assert split(FinetuneSettings(work_dir=tmp_path), 3) == (3, [])

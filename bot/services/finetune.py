@@ -295,7 +295,8 @@ class FinetuneJobs:
         verses = [v for item in lyrics for v in split_verses(item.text) if v]
         heldout_verses: list[list[str]] = []
         if len(verses) >= self.settings.min_verses_to_hold_out:
-            every = max(2, min(10, len(verses) // 2))  # about 10 %, at least one verse
+            # about 10 %, at least one verse, spread over the contributions
+            every = len(verses) // max(1, round(len(verses) * 0.1))
             heldout_verses = [v for i, v in enumerate(verses) if i % every == every - 1]
             verses = [v for i, v in enumerate(verses) if i % every != every - 1]
         data = workdir / "lyrics.txt"
