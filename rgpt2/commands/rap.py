@@ -72,15 +72,29 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         help=f"rhyme scheme: {', '.join(SCHEMES)} (default AABB)",
     )
     p.add_argument("--no-rhyme-control", action="store_true", help="do not enforce the scheme")
-    p.add_argument("--temperature", type=float, default=_DEFAULTS.temperature)
-    p.add_argument("--top-k", type=int, default=_DEFAULTS.top_k, help="0 turns it off")
-    p.add_argument("--top-p", type=float, default=_DEFAULTS.top_p)
-    p.add_argument("--repetition-penalty", type=float, default=_DEFAULTS.repetition_penalty)
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=_DEFAULTS.temperature,
+        help="0.1-2.0 (default %(default)s)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=_DEFAULTS.top_k, help="0 turns it off (default %(default)s)"
+    )
+    p.add_argument(
+        "--top-p", type=float, default=_DEFAULTS.top_p, help="nucleus (default %(default)s)"
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=_DEFAULTS.repetition_penalty,
+        help="1.0-3.0 (default %(default)s)",
+    )
     p.add_argument(
         "--no-repeat-ngram-size",
         type=int,
         default=_DEFAULTS.no_repeat_ngram_size,
-        help="0 turns it off",
+        help="no token n-gram twice in a verse; 0 turns it off (default %(default)s)",
     )
 
 
@@ -98,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, default=1, help=f"verses, 1-{MAX_COUNT} (default 1)")
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
     add_model_options(p)
+    add_rhyme_tuning(p)
     p.set_defaults(func=run)
 
 
