@@ -352,3 +352,25 @@ def test_ctrl_c_leaves_a_checkpoint_and_an_error_event(data_dir, tmp_path, monke
     assert state["step"] == 3
     last = read_jsonl(progress)[-1]
     assert (last["event"], last["message"], last["step"]) == ("error", "interrupted", 3)
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(data_dir, tmp_path):
+    def one_step(name, batch_size, grad_accum):
+        cfg = TrainConfig(
+            direction="forward",
+            data=[str(data_dir)],
+            out=str(tmp_path / name),
+            max_steps=1,
+            dtype="fp32",
+            **{**TINY, "batch_size": batch_size},
+            grad_accum=grad_accum,
+        )
+        result = train(cfg)
+        (loss,) = [e["loss"] for e in result.history if e["event"] == "step" and e["loss"]]
+        return load_file(tmp_path / name / "model.safetensors"), loss
+
+    big, big_loss = one_step("big", 2, 1)
+    accumulated, acc_loss = one_step("acc", 1, 2)
+    assert big_loss == pytest.approx(acc_loss, rel=1e-5)  # both micro-batches counted
+    for name in big:
+        assert torch.allclose(big[name], accumulated[name], atol=1e-6), name
