@@ -287,6 +287,7 @@ class RhymeIndex:
     ``max_word_tokens`` tokens are left out: a model rarely means them.
     Perfect rhymes that are vocabulary words come first; rarer and slant rhymes are added
     only while fewer than ``min_words`` words are on offer (see :meth:`trie`).
+    ``capitalised``: also offer ``" Word"`` where the vocabulary has it as a single token.
     """
 
     def __init__(
@@ -386,8 +387,15 @@ class RhymeIndex:
             if self.capitalised:
                 spellings += [" " + w[:1].upper() + w[1:] for w in words]
             encoded = self.tokenizer(spellings, add_special_tokens=False)["input_ids"]
-            for word, ids in zip(words * (2 if self.capitalised else 1), encoded, strict=True):
+            for n, (word, ids) in enumerate(
+                zip(words * (2 if self.capitalised else 1), encoded, strict=True)
+            ):
                 if not ids or len(ids) > self.max_word_tokens:
+                    continue
+                if n >= len(words) and len(ids) > 1:
+                    # a capitalised spelling only when the vocabulary has it as one token
+                    # (names the corpus capitalises: " God", " Benz"); otherwise " Pil" +
+                    # "l" style pieces of capitalised words slip in as rhymes
                     continue
                 node = root
                 for t in ids:

@@ -98,17 +98,26 @@ def test_trie_holds_the_token_spellings_of_rhyming_words(tok):
     trie = index.trie("night")
     assert "light" in trie.words and "right" in trie.words and "tight" in trie.words
     assert "night" not in trie.words and "bank" not in trie.words
-    # both the leading-space spelling and the capitalised one end at a terminal node
-    for spelling in (" light", " Light", " tight"):
+    for spelling in (" light", " tight"):
         ids = tok(spelling, add_special_tokens=False)["input_ids"]
         node = trie.walk(ids)
         assert node is not None and node.terminal, spelling
+    # " Light" is spelled in pieces here: a capitalised spelling must be one token
+    assert trie.walk(tok(" Light", add_special_tokens=False)["input_ids"]) is None
     # a word that does not rhyme leaves the trie, and so does a spelling without the space
     assert trie.walk(tok(" bank", add_special_tokens=False)["input_ids"]) is None
     no_space = tok("light", add_special_tokens=False)["input_ids"]
     assert no_space != tok(" light", add_special_tokens=False)["input_ids"]
     # cached per target: the same object comes back, also for another spelling of it
     assert index.trie("Night,") is trie
+
+
+def test_capitalised_spellings_the_vocabulary_knows_are_offered():
+    texts = [verse_to_text(v) for v in TINY_VERSES] + [verse_to_text(["the Light"])] * 30
+    tok = train_tokenizer(texts * 5, vocab_size=400, min_frequency=1)
+    (light,) = tok(" Light", add_special_tokens=False)["input_ids"]
+    node = RhymeIndex(tok).trie("night").walk([light])
+    assert node is not None and node.terminal
 
 
 def test_trie_includes_vocabulary_slang_and_skips_long_spellings(tok):
