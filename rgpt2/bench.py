@@ -128,7 +128,10 @@ def _naive(
 
 
 async def run_service(
-    service: GenerationService, requests: Sequence[RapRequest], concurrency: int
+    service: GenerationService,
+    requests: Sequence[RapRequest],
+    concurrency: int,
+    lag_interval: float = 0.02,
 ) -> Tally:
     """``concurrency`` callers, each awaiting one verse at a time until all are written."""
     pending = list(reversed(requests))
@@ -142,7 +145,7 @@ async def run_service(
             tally.latencies.append(time.perf_counter() - t0)
 
     before = service.stats.batches, service.stats.verses
-    async with LoopLagProbe() as probe:
+    async with LoopLagProbe(lag_interval) as probe:
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         tally.wall = time.perf_counter() - start
@@ -160,6 +163,7 @@ async def bench_service(
     max_batch: int = 16,
     background: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     tallies: dict[str, Tally] | None = None,
+    lag_interval: float = 0.02,
 ) -> dict[str, Any]:
     """The service at each concurrency (inside ``background()``, e.g. a fine-tune child).
 
@@ -175,7 +179,7 @@ async def bench_service(
         ctx = background() if background is not None else contextlib.nullcontext()
         async with ctx as info:
             for c in concurrencies:
-                tally = await run_service(service, requests, c)
+                tally = await run_service(service, requests, c, lag_interval)
                 tallies.setdefault(str(c), Tally()).add(tally)
                 results[str(c)] = tally.figures()
         if isinstance(info, dict):  # complete only now that the background has ended
@@ -345,6 +349,7 @@ def run_all(
     finetune_from: str | Path | None = None,
     finetune_data: Sequence[str | Path] = (),
     finetune_concurrency: int = 8,
+    lag_interval: float = 0.02,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """The whole benchmark, as the JSON object ``rgpt2 bench --json`` prints.
@@ -364,7 +369,14 @@ def run_all(
         naive.add(run_naive(generator, work, written if r == 1 else None))
         progress(f"round {r}/{rounds}: service at concurrency {', '.join(map(str, concurrencies))}")
         asyncio.run(
-            bench_service(generator, work, concurrencies, max_batch=max_batch, tallies=service)
+            bench_service(
+                generator,
+                work,
+                concurrencies,
+                max_batch=max_batch,
+                tallies=service,
+                lag_interval=lag_interval,
+            )
         )
     progress("concurrency 1 against naive, request by request")
     paired = asyncio.run(paired_latency(generator, work, max_batch))
@@ -373,6 +385,7 @@ def run_all(
         "bars": bars,
         "rounds": rounds,
         "max_batch": max_batch,
+        "lag_interval_ms": round(lag_interval * 1000, 1),
         "naive": naive.figures(),
         "service": {c: service[str(c)].figures() for c in map(str, concurrencies)},
         "c1_vs_naive_paired": paired,
@@ -394,6 +407,7 @@ def run_all(
                     [finetune_concurrency],
                     max_batch=max_batch,
                     background=lambda: finetune_child(finetune_from, data, tmp),
+                    lag_interval=lag_interval,
                 )
             )
     return result

@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--finetune-concurrency", type=int, default=8, help="callers during the fine-tune run"
     )
+    parser.add_argument(
+        "--lag-interval-ms",
+        type=float,
+        default=20.0,
+        help="how often the loop-lag probe wakes (default 20; 5 costs the worker 15-25 %%)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -87,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--max-batch must be at least 1")
     if args.rounds < 1:
         raise CommandError("--rounds must be at least 1")
+    if not 1 <= args.lag_interval_ms <= 1000:
+        raise CommandError("--lag-interval-ms must be between 1 and 1000")
     forward = args.forward or (str(Path(args.models) / "forward") if args.models else None)
     reverse = args.reverse or (str(Path(args.models) / "reverse") if args.models else None)
     if not args.tiny and not (forward and reverse):
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             concurrencies=args.concurrency,
             max_batch=args.max_batch,
             rounds=args.rounds,
+            lag_interval=args.lag_interval_ms / 1000,
             finetune_from=reverse if args.with_finetune else None,
             finetune_data=args.finetune_data,
             finetune_concurrency=args.finetune_concurrency,
