@@ -9,6 +9,9 @@ import pytest
 # tests never reach a model hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# tiny models on shared cores: one thread each (spinning OpenMP threads slow them down
+# many times over); set before torch is imported so child processes inherit it too
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_VERSES: list[list[str]] = [
     [
