@@ -117,6 +117,7 @@ def save_model_dir(
         save_file(
             {k: v.contiguous() for k, v in state.items()}, tmp / WEIGHTS_FILE, {"format": "pt"}
         )
+        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes it owner-only
         tokenizer.save_pretrained(tmp)
         data = meta.to_dict() | {"special_token_ids": ids}
         (tmp / META_FILE).write_text(json.dumps(data, indent=2) + "\n")

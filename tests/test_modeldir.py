@@ -58,6 +58,7 @@ def test_save_replaces_an_existing_dir_without_leftovers(tiny, tmp_path):
     assert read_meta(tmp_path / "m").steps == 99
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
     assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
 
 def test_missing_dir_and_missing_files_fail_clearly(tiny, tmp_path):
