@@ -134,6 +134,10 @@ class RapScorer:
                         f"rap scorer: unreadable {path / META_FILE}: {exc}"
                     ) from exc
         source = str(path) if looks_local else str(path_or_id)
+        from transformers.utils import logging as hf_logging
+
+        # its per-tensor "Loading weights" bar would clutter `rgpt2 rap` and the bot's log
+        hf_logging.disable_progress_bar()
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32)
