@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -171,11 +170,9 @@ class Settings:
 
 def starter_model_dir(kind: str) -> Path | None:
     """The starter model shipped in the package (rgpt2/models/<kind>), if it is there."""
-    try:
-        folder = resources.files("rgpt2").joinpath("models", kind)
-    except ModuleNotFoundError:
-        return None
-    path = Path(str(folder))
+    from rgpt2.starter import shipped_model
+
+    path = shipped_model(kind)
     return path if (path / "config.json").is_file() else None
 
 

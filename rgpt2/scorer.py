@@ -44,12 +44,13 @@ def default_base() -> Path:
 def default_model() -> str:
     """$RGPT2_SCORER_MODEL, else the starter scorer shipped in the package (rgpt2/models/scorer)."""
     import os
-    from importlib import resources
+
+    from rgpt2.starter import shipped_model
 
     configured = os.environ.get("RGPT2_SCORER_MODEL", "").strip()
     if configured:
         return configured
-    return str(resources.files("rgpt2").joinpath("models", "scorer"))
+    return str(shipped_model("scorer"))
 
 
 def rap_label_index(config: Any) -> int:

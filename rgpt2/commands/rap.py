@@ -8,17 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rgpt2.starter import shipped_model
 from rgpt2.verse import DEFAULT_BARS, MAX_BARS, MIN_BARS, SCHEMES, RapRequest
 
 MAX_COUNT = 64
 _DEFAULTS = RapRequest()
-
-
-def shipped_model(name: str) -> Path:
-    """Where the package's starter model ``name`` (forward, reverse, scorer) lives."""
-    from importlib import resources
-
-    return Path(str(resources.files("rgpt2").joinpath("models", name)))
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
