@@ -171,4 +171,6 @@ def summarize(
             copied_bar_share(verses, corpus_bars) if corpus_bars is not None else None
         ),
         "rap_score": _mean(s for s in scores if s is not None) if scores else None,
+        # the seed paper's figure: share of verses the classifier calls rap
+        "rap_share": _mean(float(s > 0.5) for s in scores if s is not None) if scores else None,
     }

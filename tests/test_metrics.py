@@ -101,4 +101,6 @@ def test_summarize():
     # the two 5-word bars of AABB are in the corpus; the loop has no bar that long
     assert out["copied_bar_share"] == 1.0
     assert out["rap_score"] == pytest.approx(0.3)
+    assert out["rap_share"] == 0.0  # neither verse is called rap (score > 0.5)
+    assert summarize([AABB, looping], "AABB", scores=[0.9, 0.4])["rap_share"] == 0.5
     assert summarize([AABB], "AABB")["rap_score"] is None
