@@ -281,8 +281,14 @@ class Generator:
         return [" ".join(lm.tokenizer.decode(b).split()) for b in bars]
 
     def _processors(
-        self, lm: LoadedModel, rows: Sequence[_Row], active: list[bool], rhyme: bool
+        self,
+        lm: LoadedModel,
+        rows: Sequence[_Row],
+        active: list[bool],
+        rhyme: bool,
+        like: lp.RhymeLogitsProcessor | None = None,
     ) -> tuple[list[lp.Processor], lp.RhymeLogitsProcessor | None]:
+        """The step's processors for ``rows``; ``like``: a rhyme processor whose caches to reuse."""
         boundary, wordy = lm.masks()
         reqs = [r.request for r in rows]
         procs: list[lp.Processor] = [
@@ -313,6 +319,8 @@ class Generator:
                     mode=self.rhyme_mode,
                     bias=self.rhyme_bias,
                 )
+                if like is not None:
+                    rhyme_proc.share_caches(like)
                 procs.append(rhyme_proc)
         return procs, rhyme_proc
 
@@ -359,46 +367,51 @@ class Generator:
     def _run(
         self, lm: LoadedModel, rows: list[_Row], *, rhyme: bool, stats: GenerationStats
     ) -> None:
-        """Sample until every row has its ``target_lines`` bars (a row stops on its own)."""
+        """Sample until every row has its ``target_lines`` bars (a row stops on its own).
+
+        A row that is done leaves the batch at once: its logits, cache rows, mask and
+        position go, and the processors are rebuilt for the rows left, so a batch costs what
+        its live rows cost rather than its first width until the slowest verse ends.
+        """
         for r in rows:
             _, current = lp.split_bars(r.seq, lm.bos_id, lm.line_id)
             r.lines = r.seq.count(lm.line_id)
             r.bar_start = len(r.seq) - len(current)
             r.done = r.lines >= r.target_lines
-        active = [False] * len(rows)
-        procs, rhyme_proc = self._processors(lm, rows, active, rhyme)
-        reqs = [r.request for r in rows]
-        temps = [q.temperature for q in reqs]
-        top_ks = [q.top_k for q in reqs]
-        top_ps = [q.top_p for q in reqs]
-        gens = [r.generator for r in rows]
         # a bound no correct run reaches: each bar takes at most max_bar_tokens steps
         max_steps = sum(
             (r.target_lines - r.lines) * self.max_bar_tokens * (self.max_resamples + 2)
             for r in rows
         )
+        batch = [r for r in rows if not r.done]
+        active = [False] * len(batch)
+        procs, rhyme_proc = self._processors(lm, batch, active, rhyme)
         dev = self.device
         logits = cache = mask = next_pos = None
         rebuild = True
         steps = 0
-        while not all(r.done for r in rows):
+        while batch:
             if steps > max_steps:
                 raise RuntimeError("generation did not finish: a bar never ended")
             if rebuild or int(next_pos.max()) >= lm.n_ctx:
                 t0 = time.perf_counter()
-                logits, cache, mask, next_pos = self._prefill(lm, rows)
+                logits, cache, mask, next_pos = self._prefill(lm, batch)
                 stats.model_seconds += time.perf_counter() - t0
                 stats.prefills += 1
                 rebuild = False
-            for i, r in enumerate(rows):
+            for i, r in enumerate(batch):
                 active[i] = r.attempts >= self.max_resamples
-            scores = lp.apply_processors(procs, self._input_ids(lm, rows), logits)
-            alive = [i for i, r in enumerate(rows) if not r.done]
-            picks = lp.sample(scores, temps, top_ks, top_ps, gens, rows=alive)
+            scores = lp.apply_processors(procs, self._input_ids(lm, batch), logits)
+            picks = lp.sample(
+                scores,
+                [r.request.temperature for r in batch],
+                [r.request.top_k for r in batch],
+                [r.request.top_p for r in batch],
+                [r.generator for r in batch],
+            )
             steps += 1
-            feed = torch.full((len(rows), 1), lm.pad_id, dtype=torch.long)
-            for i in alive:
-                r = rows[i]
+            feed = torch.full((len(batch), 1), lm.pad_id, dtype=torch.long)
+            for i, r in enumerate(batch):
                 token = int(picks[i])
                 if token == lm.line_id and self._third_copy(lm, r):
                     # roll the row back to the start of the bar and sample it again
@@ -415,11 +428,24 @@ class Generator:
                     r.bar_start = len(r.seq)
                     r.attempts = 0
                     r.done = r.lines >= r.target_lines
-            if rebuild or all(r.done for r in rows):
+            keep = [i for i, r in enumerate(batch) if not r.done]
+            if len(keep) < len(batch):
+                batch = [batch[i] for i in keep]
+                if rhyme_proc is not None:
+                    stats.rhyme_constrained_steps += rhyme_proc.applied
+                    rhyme_proc = None
+                if not batch:
+                    break
+                active = [False] * len(batch)
+                procs, rhyme_proc = self._processors(lm, batch, active, rhyme, like=rhyme_proc)
+                if not rebuild:
+                    index = torch.tensor(keep, dtype=torch.long)
+                    feed, mask, next_pos = feed[index], mask[index], next_pos[index]
+                    cache.batch_select_indices(index.to(dev))
+                    mask = self._trim_padding(cache, mask)
+            if rebuild:
                 continue
-            fed = set(alive)
-            step_mask = torch.tensor([[int(i in fed)] for i in range(len(rows))], dtype=torch.long)
-            mask = torch.cat([mask, step_mask], dim=-1)
+            mask = torch.cat([mask, torch.ones((len(batch), 1), dtype=torch.long)], dim=-1)
             t0 = time.perf_counter()
             out = lm.model(
                 input_ids=feed.to(dev),
@@ -428,12 +454,25 @@ class Generator:
                 past_key_values=cache,
                 use_cache=True,
             )
-            next_pos = next_pos + step_mask[:, 0]
+            next_pos = next_pos + 1
             logits, cache = out.logits[:, -1, :].float().cpu(), out.past_key_values
             stats.model_seconds += time.perf_counter() - t0
         stats.steps += steps
         if rhyme_proc is not None:
             stats.rhyme_constrained_steps += rhyme_proc.applied
+
+    @staticmethod
+    def _trim_padding(cache: Any, mask: torch.Tensor) -> torch.Tensor:
+        """Drop the leading cache columns no row attends to any more (left padding of rows gone)."""
+        seen = mask.any(dim=0).nonzero()
+        first = int(seen[0]) if len(seen) else 0
+        layers = getattr(cache, "layers", None)
+        if first == 0 or not layers or not all(hasattr(x, "keys") for x in layers):
+            return mask
+        for layer in layers:
+            layer.keys = layer.keys[:, :, first:, :]
+            layer.values = layer.values[:, :, first:, :]
+        return mask[:, first:]
 
     def _third_copy(self, lm: LoadedModel, row: _Row) -> bool:
         """Whether ending the current bar now would put a bar in the verse a third time."""

@@ -164,6 +164,8 @@ class BarLengthProcessor:
 class RepetitionPenaltyProcessor:
     """CTRL-style repetition penalty per row over the verse so far (special tokens exempt)."""
 
+    can_empty_rows = False  # it only scales finite scores: apply_processors skips its check
+
     def __init__(
         self, penalties: Sequence[float], bos_id: int, pad_id: int, exempt: Sequence[int]
     ) -> None:
@@ -204,22 +206,33 @@ class NoRepeatNGramProcessor:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("sizes", self.sizes, scores)
-        out = scores
-        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
-            n = self.sizes[i]
-            verse = row.verse
-            if n == 0 or len(verse) < n:
+        if not any(self.sizes):
+            return scores
+        batch, vocab = scores.shape
+        ids = input_ids.to(scores.device)
+        # the verse: after the row's last <BOS>, or the whole row without its left padding
+        is_bos = (ids == self.bos_id).long()
+        in_verse = is_bos.flip(-1).cumsum(-1).flip(-1) == 0
+        in_verse &= (ids != self.pad_id).long().cumsum(-1) > 0
+        # one extra column collects the windows that ban nothing
+        banned = torch.zeros((batch, vocab + 1), dtype=torch.bool, device=scores.device)
+        for n in sorted(set(self.sizes) - {0}):
+            if ids.shape[1] < n:
                 continue
-            prefix = verse[len(verse) - n + 1 :] if n > 1 else []
-            banned = {
-                verse[j + n - 1]
-                for j in range(len(verse) - n + 1)
-                if verse[j : j + n - 1] == prefix
-            }
-            if banned:
-                out = out.clone() if out is scores else out
-                out[i, sorted(banned)] = NEG_INF
-        return out
+            rows = torch.tensor([i for i, k in enumerate(self.sizes) if k == n], device=ids.device)
+            windows = ids[rows].unfold(1, n, 1)  # (rows, starts, n)
+            # rows are right-aligned (left padding): the last n-1 ids are the prefix
+            hit = in_verse[rows].unfold(1, n, 1).all(-1)
+            if n > 1:
+                prefix = ids[rows, ids.shape[1] - n + 1 :]
+                hit &= (windows[:, :, : n - 1] == prefix[:, None, :]).all(-1)
+            last = windows[:, :, n - 1].clamp(0, vocab - 1)
+            target = torch.where(hit, last, vocab)
+            banned[rows] = banned[rows].scatter(1, target, True)
+        banned = banned[:, :vocab]
+        if not banned.any():
+            return scores
+        return scores.masked_fill(banned, NEG_INF)
 
 
 class DuplicateBarProcessor:
@@ -250,6 +263,8 @@ class DuplicateBarProcessor:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("active", self.active, scores)
         out = scores
+        if not any(self.active):
+            return out
         for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
             if not self.active[i]:
                 continue
@@ -332,6 +347,12 @@ class RhymeLogitsProcessor:
         self._mask_cache: dict[int, torch.Tensor] = {}
         self.applied = 0  # how many (row, step) pairs were constrained, for tests and stats
 
+    def share_caches(self, other: RhymeLogitsProcessor) -> None:
+        """Use ``other``'s word and mask caches (same index and boundary: a batch's rows left)."""
+        if other.index is self.index and other.boundary is self.boundary:
+            self._word_cache = other._word_cache
+            self._mask_cache = other._mask_cache
+
     def rhyme_word(self, bar: Sequence[int]) -> str:
         """The rhyme word of a reversed bar: its first word with a letter or digit."""
         key = tuple(bar)
@@ -363,7 +384,10 @@ class RhymeLogitsProcessor:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("schemes", self.schemes, scores)
-        out = scores
+        if not any(self.schemes):
+            return scores
+        hits: list[int] = []
+        masks: list[torch.Tensor] = []
         for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
             scheme = self.schemes[i]
             if scheme is None:
@@ -381,15 +405,16 @@ class RhymeLogitsProcessor:
             mask = self.allowed(trie, current)
             if mask is None or not mask.any():
                 continue
-            if out is scores:
-                out = scores.clone()
-            mask = mask[: out.shape[-1]].to(out.device)
-            if self.mode == "restrict":
-                out[i] = out[i].masked_fill(~mask, NEG_INF)
-            else:
-                out[i] = out[i] + self.bias * mask
+            hits.append(i)
+            masks.append(mask[: scores.shape[-1]])
             self.applied += 1
-        return out
+        if not hits:
+            return scores
+        index = torch.tensor(hits, device=scores.device)
+        chosen = torch.stack(masks).to(scores.device)
+        if self.mode == "restrict":
+            return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
+        return scores.index_put((index,), scores[index] + self.bias * chosen)
 
 
 def apply_processors(
@@ -404,6 +429,9 @@ def apply_processors(
         new = proc(input_ids, scores)
         if new is scores:
             continue  # untouched (processors return their input when they change nothing)
+        if not getattr(proc, "can_empty_rows", True):
+            scores = new
+            continue
         dead = ~torch.isfinite(new).any(dim=-1)
         if dead.any():
             new = torch.where(dead[:, None], scores, new)

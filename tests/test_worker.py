@@ -259,10 +259,14 @@ async def test_real_generator_one_forward_pass_serves_the_waiting_requests(tiny_
         for hook in hooks:
             hook.remove()
     assert service.stats.batch_sizes == {1: 1, 5: 1}
-    # the lone request's forward calls carried 1 row, then every call of the second batch
-    # carried all five rows at once: one forward pass per step for five verses
+    # the lone request's forward calls carried 1 row, then the second batch's calls carried
+    # all five rows at once (one forward pass per step for five verses); a row leaves the
+    # batch when its stage is done, so only the reverse stage's start can add rows again
     ones = rows_seen.index(5)
-    assert ones > 0 and rows_seen == [1] * ones + [5] * (len(rows_seen) - ones)
+    later = rows_seen[ones:]
+    assert ones > 0 and rows_seen[:ones] == [1] * ones
+    assert set(later) <= {1, 2, 3, 4, 5}
+    assert sum(b > a for a, b in zip(later[:-1], later[1:], strict=True)) <= 1
     assert [v.seed for v in verses] == list(range(6))
     assert all(len(v.bars) == 4 for v in verses)
 
