@@ -51,3 +51,11 @@ TINY_VERSES: list[list[str]] = [
 @pytest.fixture
 def tiny_verses() -> list[list[str]]:
     return [list(v) for v in TINY_VERSES]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    """One torch thread even where OMP_NUM_THREADS was already set to more."""
+    import torch
+
+    torch.set_num_threads(1)

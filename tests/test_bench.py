@@ -66,17 +66,13 @@ def test_naive_generates_one_request_per_call():
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    import torch
     from conftest import TINY_VERSES
 
     from rgpt2.bench import build_tiny_models
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared cores: spinning OpenMP threads slow tiny models 10x
     root = tmp_path_factory.mktemp("models")
     build_tiny_models(root, TINY_VERSES)
-    yield root
-    torch.set_num_threads(before)
+    return root
 
 
 def test_bench_command_json_on_tiny_models(tiny_models, capsys):

@@ -33,17 +33,6 @@ def seed_format(verses: list[list[str]]) -> str:
     return "\n\n".join("\n".join(v) for v in verses) + "\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # two cores shared with other work: two spinning OpenMP threads make tiny models 10x slower
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
     from conftest import TINY_VERSES

@@ -14,15 +14,6 @@ from rgpt2.tokens import BOS, LINE, PAD
 from rgpt2.verse import RapRequest
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the CPU is shared with training runs: tiny models are faster on one thread anyway
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return tiny_tokenizer()

@@ -10,14 +10,6 @@ from rgpt2 import logits as lp
 from rgpt2.verse import RapRequest
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return tiny_tokenizer()

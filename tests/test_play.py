@@ -109,12 +109,10 @@ async def test_queue_order_and_leaderboard_in_play(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
-    import torch
 
     from rgpt2.bench import build_tiny_models
     from tests.conftest import TINY_VERSES
 
-    torch.set_num_threads(1)
     rnd = random.Random(0)
     words = [w for v in TINY_VERSES for bar in v for w in bar.split()]
     extra = [[" ".join(rnd.choice(words) for _ in range(5)) for _ in range(4)] for _ in range(20)]

@@ -32,17 +32,6 @@ def _gap(scorer: RapScorer, examples: list[Example]) -> float:
     return sum(rap) / len(rap) - sum(pop) / len(pop)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models on a shared 2-core machine: a second thread only adds contention (40x here)
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(
     tmp_path_factory: pytest.TempPathFactory, one_thread: None

@@ -13,16 +13,6 @@ from rgpt2.progress import read_jsonl
 from rgpt2.scorer import META_FILE, RapScorer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("scorer_cli")

@@ -218,15 +218,11 @@ async def test_bad_settings_are_refused():
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    import torch
     from conftest import TINY_VERSES
 
     from rgpt2.bench import build_tiny_models
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared cores: spinning OpenMP threads slow tiny models 10x
-    yield build_tiny_models(tmp_path_factory.mktemp("models"), TINY_VERSES)
-    torch.set_num_threads(before)
+    return build_tiny_models(tmp_path_factory.mktemp("models"), TINY_VERSES)
 
 
 async def test_real_generator_one_forward_pass_serves_the_waiting_requests(tiny_models):
