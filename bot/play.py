@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.services.rap import RapOptions
-from bot.services.render import Card, fmt_score, model_label, progress_bar, result_card, verse_card
+from bot.services.render import (
+    Card,
+    job_card,
+    leaderboard_card,
+    model_label,
+    progress_bar,
+    result_card,
+    top_card,
+    verse_card,
+)
 from rgpt2.errors import RGPT2Error
 
 if TYPE_CHECKING:
@@ -205,40 +214,16 @@ class Play:
     async def cmd_top(self, args: list[str], options: dict[str, str], who: str, uid: int) -> None:
         period = args[0] if args else options.get("period", "week")
         verses = await self.services.rankings.top(PLAY_GUILD_ID, period)
-        lines = [
-            f"{rank}. #{v.id} · ▲ {v.upvotes} · {v.requester_name or v.requester_id} · rap score "
-            f"{fmt_score(v.rap_score)}\n   > {v.lines[0]}"
-            for rank, v in enumerate(verses, 1)
-        ]
-        self.show(
-            Card(
-                title=f"Top verses ({period})",
-                description="\n".join(lines) or "No upvoted verses yet — try /rap and /upvote!",
-            )
-        )
+        guilds = self.services.guilds
+        shown = [await guilds.display_text(PLAY_GUILD_ID, v.text) for v in verses]
+        self.show(top_card(period, verses, shown))
 
     async def cmd_leaderboard(
         self, args: list[str], options: dict[str, str], who: str, uid: int
     ) -> None:
         period = args[0] if args else options.get("period", "all")
         by_votes, by_wins = await self.services.rankings.leaderboard(PLAY_GUILD_ID, period)
-        votes = "\n".join(
-            f"{i}. {e.name or e.user_id} — ▲ {e.upvotes} on {e.verses} verses"
-            for i, e in enumerate(by_votes, 1)
-        )
-        wins = "\n".join(
-            f"{i}. <@{s.user_id}> — {s.wins} W / {s.losses} L / {s.ties} T"
-            for i, s in enumerate(by_wins, 1)
-        )
-        self.show(
-            Card(
-                title="Leaderboard",
-                fields=[
-                    (f"Upvotes ({period})", "\n" + (votes or "nobody yet")),
-                    ("Battle wins", "\n" + (wins or "no battles yet")),
-                ],
-            )
-        )
+        self.show(leaderboard_card(period, by_votes, by_wins))
 
     async def cmd_battle(
         self, args: list[str], options: dict[str, str], who: str, uid: int
@@ -380,15 +365,10 @@ class Play:
             self.show(f"  job #{job.id}: {progress_bar(job.progress)} {job.status_line or ''}")
 
     def _job_card(self, job: FinetuneJob) -> Card:
-        fields = [("State", job.state), ("Progress", progress_bar(job.progress))]
-        if job.error:
-            fields.append(("Error", job.error))
+        card = job_card(job)
         curve = job.metrics.get("curve_png") if job.metrics else None
-        if curve:
-            fields.append(("Loss curve", str(curve)))
-        return Card(
-            title=f"Fine-tune job #{job.id}", description=job.status_line or "", fields=fields
-        )
+        card.image = str(curve) if curve else None  # the terminal shows the file's path
+        return card
 
 
 def _prompt(text: str) -> str:

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.services.render import Card, model_label, progress_bar
+from bot.services.render import Card, job_card, model_label, progress_bar
 from bot.views import NO_PINGS, card_embed, services_of
 from rgpt2.errors import RGPT2Error
 
@@ -45,34 +45,6 @@ def finetune_of(interaction: discord.Interaction):  # noqa: ANN201 - FinetuneJob
     if finetune is None:
         raise NotConfigured("fine-tuning is not configured on this bot.")
     return finetune
-
-
-def job_card(job: FinetuneJob, versions: dict[str, str] | None = None) -> Card:
-    fields = [
-        ("State", job.state),
-        ("Progress", progress_bar(job.progress)),
-        ("Epochs", str(job.epochs)),
-    ]
-    comparison = job.metrics.get("comparison") if job.metrics else None
-    if comparison:
-        fields.append(
-            (
-                "Perplexity",
-                f"new {comparison['candidate']['ppl']:.1f} vs serving {comparison['current']['ppl']:.1f}",
-            )
-        )
-    if job.swapped:
-        fields.append(("Live", "yes — the new reverse model is serving"))
-    if job.error:
-        fields.append(("Error", job.error))
-    if versions:
-        fields.append(("Serving", model_label(versions)))
-    return Card(
-        title=f"Fine-tune job #{job.id}",
-        description=job.status_line or "",
-        fields=fields,
-        kind="result" if job.state == "succeeded" else "info",
-    )
 
 
 class ProgressMessage:

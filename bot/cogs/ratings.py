@@ -7,15 +7,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.services.rankings import PERIODS
-from bot.services.render import Card, fmt_score, verse_card
+from bot.services.render import leaderboard_card, top_card, verse_card
 from bot.views import NO_PINGS, card_embed, services_of, verse_view
 
 PERIOD_CHOICES = [app_commands.Choice(name=p, value=p) for p in PERIODS]
-
-
-def first_bar(text: str, width: int = 60) -> str:
-    bar = text.split("\n", 1)[0]
-    return bar if len(bar) <= width else bar[: width - 1] + "…"
 
 
 class RatingsCog(commands.Cog):
@@ -28,18 +23,8 @@ class RatingsCog(commands.Cog):
     async def top(self, interaction: discord.Interaction, period: str = "week") -> None:
         services = services_of(interaction)
         verses = await services.rankings.top(interaction.guild_id, period)
-        lines = []
-        for rank, verse in enumerate(verses, 1):
-            shown = await services.guilds.display_text(interaction.guild_id, verse.text)
-            lines.append(
-                f"**{rank}.** #{verse.id} · ▲ {verse.upvotes} · <@{verse.requester_id}> · "
-                f"rap score {fmt_score(verse.rap_score)}\n> {first_bar(shown)}"
-            )
-        card = Card(
-            title=f"Top verses ({period})",
-            description="\n".join(lines) or "No upvoted verses yet — try /rap and vote!",
-            footer="/verse <id> shows one in full",
-        )
+        shown = [await services.guilds.display_text(interaction.guild_id, v.text) for v in verses]
+        card = top_card(period, verses, shown)
         await interaction.response.send_message(embed=card_embed(card), allowed_mentions=NO_PINGS)
 
     @app_commands.command(
@@ -50,21 +35,7 @@ class RatingsCog(commands.Cog):
     async def leaderboard(self, interaction: discord.Interaction, period: str = "all") -> None:
         services = services_of(interaction)
         by_votes, by_wins = await services.rankings.leaderboard(interaction.guild_id, period)
-        votes = "\n".join(
-            f"**{i}.** <@{e.user_id}> — ▲ {e.upvotes} on {e.verses} verses"
-            for i, e in enumerate(by_votes, 1)
-        )
-        wins = "\n".join(
-            f"**{i}.** <@{s.user_id}> — {s.wins} W / {s.losses} L / {s.ties} T"
-            for i, s in enumerate(by_wins, 1)
-        )
-        card = Card(
-            title="Leaderboard",
-            fields=[
-                (f"Upvotes ({period})", votes or "nobody yet"),
-                ("Battle wins", wins or "no battles yet"),
-            ],
-        )
+        card = leaderboard_card(period, by_votes, by_wins)
         await interaction.response.send_message(embed=card_embed(card), allowed_mentions=NO_PINGS)
 
     @app_commands.command(name="verse", description="Show one verse by its id")

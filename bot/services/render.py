@@ -3,10 +3,12 @@ play`` prints it. One wording for both front-ends, and no discord import here.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.storage.records import Battle as BattleRow
+from bot.storage.records import BattleStats, FinetuneJob, LeaderboardEntry
 from bot.storage.records import VerseRecord as VerseRow
 
 if TYPE_CHECKING:
@@ -32,7 +34,8 @@ class Card:
         if self.description:
             lines.append(self.description)
         for name, value in self.fields:
-            lines.append(f"{name}: {value}")
+            # a list (several lines) reads better starting under its name
+            lines.append(f"{name}:\n{value}" if "\n" in value else f"{name}: {value}")
         if self.footer:
             lines.append(f"({self.footer})")
         if self.image:
@@ -125,4 +128,71 @@ def result_card(result: BattleResult) -> Card:
             ),
         ],
         kind="result",
+    )
+
+
+def first_bar(text: str, width: int = 60) -> str:
+    bar = text.split("\n", 1)[0]
+    return bar if len(bar) <= width else bar[: width - 1] + "…"
+
+
+def top_card(period: str, verses: Sequence[VerseRow], shown_texts: Sequence[str]) -> Card:
+    """/top: ``shown_texts`` are the verses' texts as this server may see them (masked)."""
+    lines = [
+        f"**{rank}.** #{verse.id} · ▲ {verse.upvotes} · <@{verse.requester_id}> · "
+        f"rap score {fmt_score(verse.rap_score)}\n> {first_bar(shown)}"
+        for rank, (verse, shown) in enumerate(zip(verses, shown_texts, strict=True), 1)
+    ]
+    return Card(
+        title=f"Top verses ({period})",
+        description="\n".join(lines) or "No upvoted verses yet — try /rap and vote!",
+        footer="/verse <id> shows one in full",
+    )
+
+
+def leaderboard_card(
+    period: str, by_votes: Sequence[LeaderboardEntry], by_wins: Sequence[BattleStats]
+) -> Card:
+    votes = "\n".join(
+        f"**{i}.** <@{e.user_id}> — ▲ {e.upvotes} on {e.verses} verses"
+        for i, e in enumerate(by_votes, 1)
+    )
+    wins = "\n".join(
+        f"**{i}.** <@{s.user_id}> — {s.wins} W / {s.losses} L / {s.ties} T"
+        for i, s in enumerate(by_wins, 1)
+    )
+    return Card(
+        title="Leaderboard",
+        fields=[
+            (f"Upvotes ({period})", votes or "nobody yet"),
+            ("Battle wins", wins or "no battles yet"),
+        ],
+    )
+
+
+def job_card(job: FinetuneJob, versions: dict[str, str] | None = None) -> Card:
+    fields = [
+        ("State", job.state),
+        ("Progress", progress_bar(job.progress)),
+        ("Epochs", str(job.epochs)),
+    ]
+    comparison = job.metrics.get("comparison") if job.metrics else None
+    if comparison:
+        fields.append(
+            (
+                "Perplexity",
+                f"new {comparison['candidate']['ppl']:.1f} vs serving {comparison['current']['ppl']:.1f}",
+            )
+        )
+    if job.swapped:
+        fields.append(("Live", "yes — the new reverse model is serving"))
+    if job.error:
+        fields.append(("Error", job.error))
+    if versions:
+        fields.append(("Serving", model_label(versions)))
+    return Card(
+        title=f"Fine-tune job #{job.id}",
+        description=job.status_line or "",
+        fields=fields,
+        kind="result" if job.state == "succeeded" else "info",
     )
