@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import re
 import unicodedata
@@ -19,6 +20,9 @@ from pathlib import Path
 RAP = 1
 POP = 0
 LABELS = {"rap": RAP, "pop": POP}
+
+# where train-scorer and eval-scorer find the lyrics (rap_us/, genre/) unless told
+DEFAULT_DATA = os.environ.get("RGPT2_DATA_DIR", "../shared/data")
 
 # Bars of a verse are joined with this separator: BERT's tokenizer treats newlines as plain
 # whitespace, a visible separator keeps the bar boundaries (and rap's line density) visible.

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-DEFAULT_DATA = os.environ.get("RGPT2_DATA_DIR", "../shared/data")
+from rgpt2.scorer_data import DEFAULT_DATA
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

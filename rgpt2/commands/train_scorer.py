@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-DEFAULT_DATA = os.environ.get("RGPT2_DATA_DIR", "../shared/data")
+from rgpt2.scorer_data import DEFAULT_DATA
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
