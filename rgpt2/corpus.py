@@ -121,6 +121,21 @@ def bar_drop_reason(line: str) -> str | None:
     return None
 
 
+_SECTION_WORD = re.compile(rf"{_SECTION}", re.I)
+
+
+def header_section(line: str) -> str | None:
+    """The section a header line opens ("hook", "verse", "chorus", ...), or None.
+
+    "" for a header that names no section ("[Kanye West]", "(x2)").
+    """
+    line = clean_text(line)
+    if not (_BRACKET_LINE.match(line) or _PAREN_HEADER.match(line) or _BARE_HEADER.match(line)):
+        return None
+    found = _SECTION_WORD.search(line)
+    return found.group(0).lower() if found else ""
+
+
 def split_verses(text: str) -> list[list[str]]:
     """Raw verses of a seed-format text: runs of non-blank lines (lines not yet cleaned)."""
     verses: list[list[str]] = []

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,27 +237,47 @@ def read_rap_artists(rap_dir: Path) -> dict[str, list[list[str]]]:
     return out
 
 
-def _read_verses(path: Path) -> list[list[str]]:
-    # Prefer the shared corpus reader (the generator's cleaning) when it is there.
-    try:
-        from rgpt2.corpus import read_verses
-    except ImportError:
-        return _minimal_read_verses(path)
-    return read_verses([path])
+# Sections that are sung or chanted rather than rapped; a verse header ends them.
+_HOOK_SECTIONS = frozenset({"hook", "chorus", "refrain", "bridge", "intro", "outro"})
 
 
-def _minimal_read_verses(path: Path) -> list[list[str]]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+def rap_verse_blocks(text: str, repeat_share: float = 0.5) -> list[list[str]]:
+    """The rapped verses of one rap_us file: its blank-line blocks without the hooks.
+
+    rap_us files interleave verses and hooks (mostly without headers), and a sung hook is
+    the main way a "rap" example looks like pop. A hook repeats within a song, so dropped
+    are: a block that occurs more than once in the file (every copy), a block whose bars
+    mostly occur in other blocks of the file, and the bars after a hook/chorus header up
+    to the next verse header. What is left is cleaned like the generator's corpus.
+    """
+    from rgpt2.corpus import clean_text, clean_verse, header_section, split_verses
+
+    blocks = split_verses(text)
+    keys = [tuple(clean_text(line).lower() for line in block) for block in blocks]
+    block_counts = Counter(keys)
+    bar_counts = Counter(bar for key in set(keys) for bar in set(key))
     verses = []
-    for block in re.split(r"\n\s*\n", text):
-        bars = [
-            b.strip()
-            for b in block.splitlines()
-            if b.strip() and len(b) <= 300 and not b.lower().startswith("produced by")
-        ]
+    for block, key in zip(blocks, keys, strict=True):
+        if block_counts[key] > 1:
+            continue
+        if sum(bar_counts[bar] > 1 for bar in key) > repeat_share * len(key):
+            continue
+        kept: list[str] = []
+        in_hook = False
+        for line in block:
+            section = header_section(line)
+            if section is not None:
+                in_hook = section in _HOOK_SECTIONS or (in_hook and section == "")
+            elif not in_hook:
+                kept.append(line)
+        bars = clean_verse(kept)
         if bars:
             verses.append(bars)
     return verses
+
+
+def _read_verses(path: Path) -> list[list[str]]:
+    return rap_verse_blocks(path.read_text(encoding="utf-8", errors="replace"))
 
 
 # Pop songs with rap in them are label noise for a rap-vs-pop classifier: the pop file keeps

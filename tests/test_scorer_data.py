@@ -19,6 +19,7 @@ from rgpt2.scorer_data import (
     example_weights,
     normalise_line,
     normalise_masking,
+    rap_verse_blocks,
     split_groups,
     text_to_input,
     windows,
@@ -184,3 +185,26 @@ def test_rap_sections_and_rap_artists_stay_off_the_pop_side(tmp_path: Path):
     assert "zorblax" not in texts and "qwertyz" not in texts and "worldwide" not in texts
     assert data.split["pop_rap_artists_dropped"] == ["Pitbull"]
     assert "Pitbull" not in data.split["val_pop_artists"]
+
+
+def test_rap_verse_blocks_leave_out_hooks():
+    verse_one = [f"verse one bar {i} about the block" for i in range(6)]
+    verse_two = [f"second verse bar {i} with a story" for i in range(6)]
+    hook = ["we sing it all night long", "oh oh all night long"]
+    text = "\n\n".join(
+        [
+            "\n".join(verse_one + ["(Hook)", *hook, "[Verse 2: MC]", "back to rapping here"]),
+            "\n".join(hook * 2),  # a hook block, pasted twice: every copy goes
+            "\n".join(verse_two),
+            "\n".join(hook * 2),
+            # hook bars with one new line: most of its bars occur in other blocks
+            "\n".join([*hook, "oh oh all night long yeah", *hook]),
+        ]
+    )
+    assert rap_verse_blocks(text) == [verse_one + ["back to rapping here"], verse_two]
+
+
+def test_rap_verse_blocks_keep_a_verse_that_quotes_one_bar_of_another():
+    first = [f"first bar {i}" for i in range(4)] + ["shared punchline"]
+    second = ["shared punchline"] + [f"second bar {i}" for i in range(4)]
+    assert rap_verse_blocks("\n".join(first) + "\n\n" + "\n".join(second)) == [first, second]
