@@ -21,7 +21,14 @@ from typing import Any
 import torch
 
 from rgpt2.metrics import bar_key
-from rgpt2.rhyme import RhymeIndex, RhymeTrie, normalize_word, scheme_partner
+from rgpt2.rhyme import (
+    RhymeIndex,
+    RhymeTrie,
+    in_dictionary,
+    normalize_word,
+    scheme_partner,
+    vowel_phonemes,
+)
 
 NEG_INF = float("-inf")
 
@@ -414,6 +421,128 @@ class RhymeLogitsProcessor:
         chosen = torch.stack(masks).to(scores.device)
         if self.mode == "restrict":
             return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
+        return scores.index_put((index,), scores[index] + self.bias * chosen)
+
+
+def word_start_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
+    """Tokens that begin a new word: a leading space followed by a letter or digit."""
+    out = set()
+    for token, idx in tokenizer.get_vocab().items():
+        if idx < vocab_size:
+            text = tokenizer.convert_tokens_to_string([token])
+            if text[:1].isspace() and text[1:2].isalnum():
+                out.add(idx)
+    return frozenset(out)
+
+
+def last_vowel_masks(tokenizer: Any, vocab_size: int) -> dict[str, torch.Tensor]:
+    """Whole-word tokens (" word", a dictionary word) grouped by their last vowel phoneme.
+
+    Only dictionary words: a leading-space piece of a longer word (" sa" + "id") has no
+    last vowel of its own yet.
+    """
+    groups: dict[str, list[int]] = {}
+    for token, idx in tokenizer.get_vocab().items():
+        if idx >= vocab_size:
+            continue
+        text = tokenizer.convert_tokens_to_string([token])
+        if not text[:1].isspace():
+            continue
+        word = normalize_word(text)
+        if not word or not in_dictionary(word):
+            continue
+        vowels = vowel_phonemes(word)
+        if vowels:
+            groups.setdefault(vowels[-1], []).append(idx)
+    out = {}
+    for vowel, ids in groups.items():
+        mask = torch.zeros(vocab_size, dtype=torch.bool)
+        mask[ids] = True
+        out[vowel] = mask
+    return out
+
+
+class MultiRhymeProcessor:
+    """Carry a bar's end rhyme back over the words before its rhyme word (reverse model).
+
+    Rappers rhyme several syllables, not one: "let it go" / "said it so". In a reversed bar
+    the words after the rhyme word are the words before it in the verse, so for the
+    ``words`` words that follow the rhyme word, whole-word tokens whose last vowel matches
+    the last vowel of the partner bar's word in the same place get ``bias`` added. A
+    preference, not a rule: where no such word fits, the model writes what it would anyway.
+    Rows whose ``schemes[i]`` is None, and bars without a written partner, are left alone.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        vowel_masks: dict[str, torch.Tensor],
+        word_starts: frozenset[int],
+        schemes: Sequence[str | None],
+        bos_id: int,
+        line_id: int,
+        pad_id: int,
+        bias: float = 2.0,
+        words: int = 2,
+    ) -> None:
+        _check_rows("schemes", schemes)
+        for s in schemes:
+            if s is not None:
+                scheme_partner(1, s)  # raises on an unknown scheme
+        if not bias > 0:
+            raise ValueError(f"bias must be positive, not {bias}")
+        if words < 1:
+            raise ValueError(f"words must be at least 1, not {words}")
+        self.tokenizer = tokenizer
+        self.vowel_masks = vowel_masks
+        self.word_starts = word_starts
+        self.schemes = list(schemes)
+        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
+        self.bias = float(bias)
+        self.words = words
+        self._bar_words: dict[tuple[int, ...], list[str]] = {}
+        self.applied = 0  # (row, step) pairs biased, for tests and stats
+
+    def bar_words(self, bar: Sequence[int]) -> list[str]:
+        """The normalised words of a (reversed) bar, cached."""
+        key = tuple(bar)
+        found = self._bar_words.get(key)
+        if found is None:
+            words = (normalize_word(w) for w in self.tokenizer.decode(list(bar)).split())
+            found = self._bar_words[key] = [w for w in words if w]
+        return found
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("schemes", self.schemes, scores)
+        if not any(self.schemes):
+            return scores
+        hits: list[int] = []
+        masks: list[torch.Tensor] = []
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
+            scheme = self.schemes[i]
+            if scheme is None or not row.current:
+                continue
+            # the next new word is word number `place` of the reversed bar (0: rhyme word)
+            place = sum(1 for t in row.current if t in self.word_starts)
+            if not 1 <= place <= self.words:
+                continue
+            partner = scheme_partner(len(row.bars), scheme)
+            if partner is None or partner >= len(row.bars):
+                continue
+            partner_words = self.bar_words(row.bars[partner])
+            if len(partner_words) <= place:
+                continue
+            vowels = vowel_phonemes(partner_words[place])
+            mask = self.vowel_masks.get(vowels[-1]) if vowels else None
+            if mask is None:
+                continue
+            hits.append(i)
+            masks.append(mask[: scores.shape[-1]])
+            self.applied += 1
+        if not hits:
+            return scores
+        index = torch.tensor(hits, device=scores.device)
+        chosen = torch.stack(masks).to(scores.device)
         return scores.index_put((index,), scores[index] + self.bias * chosen)
 
 

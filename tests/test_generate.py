@@ -9,7 +9,7 @@ from rgpt2.errors import ModelLoadError
 from rgpt2.generate import Generator
 from rgpt2.metrics import max_bar_repeats, scheme_end_rhyme
 from rgpt2.modeldir import ModelMeta, save_model_dir
-from rgpt2.rhyme import RhymeIndex, last_word, rhymes
+from rgpt2.rhyme import RhymeIndex, last_word, rhymes, vowel_phonemes
 from rgpt2.tokens import BOS, LINE, PAD
 from rgpt2.verse import RapRequest
 
@@ -92,6 +92,61 @@ def test_rhyme_bias_mode_rhymes_when_the_bias_wins(tok):
     requests = [req(**plain, seed=s) for s in (1, 2, 3)]
     assert all(scheme_end_rhyme(v.bars, "AABB") == 1.0 for v in strong.generate(requests))
     assert all(scheme_end_rhyme(v.bars, "AABB") == 0.0 for v in weak.generate(requests))
+
+
+def test_multi_rhyme_carries_the_rhyme_over_the_words_before_the_rhyme_word(tok):
+    # bar 1 is "out in the night": with the pull on, bar 2 ends "<AH word> <IH word>? ..."
+    # read backwards: the two words before its rhyme word end in the vowels of "the", "in"
+    forward = rigged_model(tok, {LINE: 10.0})
+    reverse = rigged_model(tok, {LINE: 9.0, " neck": 8.0})
+    plain = dict(topic="out in the night", bars=4, repetition_penalty=1.0, no_repeat_ngram_size=0)
+    requests = [req(**plain, seed=s) for s in (1, 2, 3)]
+    pulled = generator(tok, forward, reverse, multi_rhyme_bias=20.0, multi_rhyme_words=2)
+    for v in pulled.generate(requests):
+        words = v.bars[1].split()
+        assert len(words) >= 3, v.bars
+        assert vowel_phonemes(words[-2])[-1] == "AH", v.bars  # as "the"
+        assert vowel_phonemes(words[-3])[-1] == "IH", v.bars  # as "in"
+        assert rhymes(words[-1], "night")
+        assert v.sampling["multi_rhyme_bias"] == 20.0
+    off = generator(tok, forward, reverse, multi_rhyme_bias=0.0)
+    for v in off.generate(requests):
+        words = v.bars[1].split()
+        assert len(words) < 3 or vowel_phonemes(words[-2])[-1] != "AH", v.bars
+    # without rhyme control there is no partner to carry on
+    free = pulled.generate([req(**plain, seed=1, rhyme_control=False)])[0]
+    assert free.sampling["multi_rhyme_bias"] == 0.0
+
+
+def test_multi_rhyme_processor_places_and_rows(tok):
+    ids = {t: tok.convert_tokens_to_ids(t) for t in (BOS, LINE, PAD)}
+    vowels = lp.last_vowel_masks(tok, len(tok))
+    starts = lp.word_start_ids(tok, len(tok))
+    proc = lp.MultiRhymeProcessor(
+        tok, vowels, starts, ["AABB", None], ids[BOS], ids[LINE], ids[PAD], bias=2.0, words=2
+    )
+    one = lambda w: tok(" " + w, add_special_tokens=False)["input_ids"][0]  # noqa: E731
+    partner = f"{BOS} night the through rolling {LINE}"
+    scores = torch.zeros(2, len(tok))
+    # after the rhyme word: words ending in the vowel of "the" (AH) get the bonus
+    row = _ids(tok, f"{partner} light")
+    out = proc(torch.cat([row, row]), scores)
+    assert out[0, one("the")] == 2.0 and out[0, one("night")] == 0.0
+    assert torch.equal(out[0] != 0, vowels["AH"])
+    assert torch.equal(out[1], scores[1])  # scheme None: untouched
+    assert torch.equal(scores, torch.zeros(2, len(tok)))  # never in place
+    proc = lp.MultiRhymeProcessor(tok, vowels, starts, ["AABB"], ids[BOS], ids[LINE], ids[PAD])
+    # second word before the rhyme word: the vowel of "through" (UW)
+    out = proc(_ids(tok, f"{partner} light single"), scores[:1])
+    assert vowels["UW"].any() and torch.equal(out[0] != 0, vowels["UW"])
+    assert out[0, one("the")] == 0.0
+    # beyond `words`, in the rhyme word itself, and on bar 3 (no AABB partner): untouched
+    for text in (f"{partner} light single every", f"{partner}", f"{partner} light {LINE}"):
+        assert torch.equal(proc(_ids(tok, text), scores[:1]), scores[:1]), text
+    with pytest.raises(ValueError, match="bias"):
+        lp.MultiRhymeProcessor(tok, vowels, starts, ["AABB"], 0, 1, 2, bias=0.0)
+    with pytest.raises(ValueError, match="unknown rhyme scheme"):
+        lp.MultiRhymeProcessor(tok, vowels, starts, ["ABBA"], 0, 1, 2)
 
 
 def test_no_bar_more_than_twice_on_a_model_that_loops(tok):

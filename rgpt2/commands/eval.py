@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             "rhyme_mode": args.rhyme_mode,
             "rhyme_word_tokens": args.rhyme_word_tokens,
             "rhyme_bias": args.rhyme_bias if args.rhyme_mode == "bias" else None,
+            "multi_rhyme_bias": args.multi_rhyme_bias,
+            "multi_rhyme_words": args.multi_rhyme_words,
             "sampling": {k: v for k, v in requests[0].sampling().items() if k != "topic"},
             "model_versions": generator.model_versions,
             "scorer": getattr(generator.scorer, "version", None),

@@ -51,6 +51,18 @@ def add_rhyme_tuning(p: argparse.ArgumentParser) -> None:
         help="longest spelling (tokens) of a rhyming word the constraint offers (default 4)",
     )
     p.add_argument("--rhyme-bias", type=float, default=5.0, help="logit bonus of --rhyme-mode bias")
+    p.add_argument(
+        "--multi-rhyme-bias",
+        type=float,
+        default=2.0,
+        help="logit bonus for words before a rhyme word that carry the rhyme on (0: off)",
+    )
+    p.add_argument(
+        "--multi-rhyme-words",
+        type=int,
+        default=2,
+        help="how many words before a rhyme word get that bonus (default 2)",
+    )
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -178,6 +190,8 @@ def load_generator(args: argparse.Namespace) -> Any:
         dtype=args.dtype,
         rhyme_word_tokens=getattr(args, "rhyme_word_tokens", 4),
         rhyme_bias=getattr(args, "rhyme_bias", 5.0),
+        multi_rhyme_bias=getattr(args, "multi_rhyme_bias", 2.0),
+        multi_rhyme_words=getattr(args, "multi_rhyme_words", 2),
     )
 
 
