@@ -28,7 +28,7 @@ from rgpt2 import logits as lp
 from rgpt2.metrics import bar_key, rhyme_density, scheme_end_rhyme
 from rgpt2.rhyme import RhymeIndex
 from rgpt2.tokens import BOS, EOV, FORWARD, LINE, PAD, REVERSE, reverse_bar, verse_to_text
-from rgpt2.verse import RapRequest, Verse
+from rgpt2.verse import MULTI_RHYME_BIAS, MULTI_RHYME_WORDS, RapRequest, Verse
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,12 @@ class LoadedModel:
                 lp.wordy_mask(self.tokenizer, self.vocab_size),
             )
         return self._cache["masks"]
+
+    def closers(self) -> frozenset[int]:
+        """Tokens of closing punctuation, computed once."""
+        if "closers" not in self._cache:
+            self._cache["closers"] = lp.closing_ids(self.tokenizer, self.vocab_size)
+        return self._cache["closers"]
 
     def vowel_masks(self) -> dict[str, torch.Tensor]:
         """Whole-word tokens by last vowel phoneme (for multi-syllable rhymes), computed once."""
@@ -156,8 +162,8 @@ class Generator:
         max_resamples: int = 2,
         dtype: str = "fp32",
         rhyme_word_tokens: int = 4,
-        multi_rhyme_bias: float = 2.0,
-        multi_rhyme_words: int = 2,
+        multi_rhyme_bias: float = MULTI_RHYME_BIAS,
+        multi_rhyme_words: int = MULTI_RHYME_WORDS,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
@@ -344,6 +350,7 @@ class Generator:
                     boundary,
                     mode=self.rhyme_mode,
                     bias=self.rhyme_bias,
+                    closers=lm.closers(),
                 )
                 if like is not None:
                     rhyme_proc.share_caches(like)
@@ -448,6 +455,7 @@ class Generator:
                 [r.request.top_k for r in batch],
                 [r.request.top_p for r in batch],
                 [r.generator for r in batch],
+                min_ps=[r.request.min_p for r in batch],
             )
             steps += 1
             feed = torch.full((len(batch), 1), lm.pad_id, dtype=torch.long)

@@ -284,17 +284,33 @@ class DuplicateBarProcessor:
         return out
 
 
+# Punctuation that closes a word ("night," "night?!"). Not hyphens, brackets that open,
+# apostrophes or stray bytes: letters may follow those and glue on to the rhyme word
+# ("night-owl", "night's"), which then no longer rhymes.
+_CLOSING = frozenset(',.!?;:")]}\u2026\u201d')
+
+
 def boundary_mask(tokenizer: Any, vocab_size: int, line_id: int) -> torch.Tensor:
-    """Tokens that may follow a complete word: a new word (leading space), punctuation, <LINE>."""
+    """Tokens that may follow a complete rhyme word: a new word (leading space), closing
+    punctuation, <LINE>."""
     mask = torch.zeros(vocab_size, dtype=torch.bool)
+    for idx in closing_ids(tokenizer, vocab_size):
+        mask[idx] = True
     for token, idx in tokenizer.get_vocab().items():
-        if idx >= vocab_size:
-            continue
-        text = tokenizer.convert_tokens_to_string([token])
-        if text[:1].isspace() or (text and not any(ch.isalnum() for ch in text)):
+        if idx < vocab_size and tokenizer.convert_tokens_to_string([token])[:1].isspace():
             mask[idx] = True
     mask[line_id] = True
     return mask
+
+
+def closing_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
+    """Tokens made only of closing punctuation."""
+    out = set()
+    for token, idx in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if idx < vocab_size and text and all(ch in _CLOSING for ch in text):
+            out.add(idx)
+    return frozenset(out)
 
 
 def wordy_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
@@ -333,6 +349,7 @@ class RhymeLogitsProcessor:
         boundary: torch.Tensor,
         mode: str = "restrict",
         bias: float = 5.0,
+        closers: frozenset[int] = frozenset(),
     ) -> None:
         _check_rows("schemes", schemes)
         for s in schemes:
@@ -348,6 +365,7 @@ class RhymeLogitsProcessor:
         self.schemes = list(schemes)
         self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
         self.boundary = boundary
+        self.closers = closers
         self.mode = mode
         self.bias = float(bias)
         self._word_cache: dict[tuple[int, ...], str] = {}
@@ -377,7 +395,7 @@ class RhymeLogitsProcessor:
         """Allowed next tokens for a bar that starts with ``current``, None if unconstrained."""
         node = trie.walk(current)
         if node is None:
-            return None
+            return self._after_closing(trie, current)
         mask = self._mask_cache.get(id(node))
         if mask is None:
             mask = torch.zeros(self.boundary.shape[0], dtype=torch.bool)
@@ -388,6 +406,17 @@ class RhymeLogitsProcessor:
                 mask |= self.boundary
             self._mask_cache[id(node)] = mask
         return mask
+
+    def _after_closing(self, trie: RhymeTrie, current: Sequence[int]) -> torch.Tensor | None:
+        """A rhyme word closed by punctuation ("night,") takes only more closing punctuation,
+        a new word or the bar's end: nothing glues on to it. None past that point."""
+        end = len(current)
+        while end > 0 and current[end - 1] in self.closers:
+            end -= 1
+        if end in (0, len(current)):
+            return None
+        node = trie.walk(current[:end])
+        return self.boundary if node is not None and node.terminal else None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         _check_batch("schemes", self.schemes, scores)
@@ -575,8 +604,13 @@ def sample(
     top_ps: Sequence[float],
     generators: Sequence[torch.Generator],
     rows: Sequence[int] | None = None,
+    min_ps: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """One token per row: temperature, then top-k (0 = off), then nucleus top-p.
+    """One token per row: temperature, then top-k (0 = off) and min-p, then nucleus top-p.
+
+    min-p (0 = off) drops the tokens less likely than ``min_p`` times the best one: where the
+    model is sure (inside a word) it cuts the long tail of odd pieces that make up non-words,
+    where it is not (a new word) it leaves many choices, unlike a fixed top-k.
 
     Each row draws from its own ``torch.Generator``, so a row's tokens depend only on its seed
     and its own scores. ``rows`` limits sampling to those rows (the rest get -1).
@@ -599,6 +633,12 @@ def sample(
     ks = torch.tensor([k if 0 < k < width else width for k in top_ks])
     drop = ranks >= ks[:, None]
     probs = torch.softmax(sorted_logits.masked_fill(drop, NEG_INF), dim=-1)
+    if min_ps is not None and any(m > 0 for m in min_ps):
+        if len(min_ps) != batch:
+            raise ValueError(f"min_ps: {len(min_ps)} values for a batch of {batch}")
+        floor = probs[:, :1] * torch.tensor([float(m) for m in min_ps])[:, None]
+        drop |= probs < floor
+        probs = torch.softmax(sorted_logits.masked_fill(drop, NEG_INF), dim=-1)
     before = probs.cumsum(dim=-1) - probs  # mass of the better tokens
     drop |= before > torch.tensor([float(p) for p in top_ps])[:, None]
     drop[:, 0] = False  # always keep the best token

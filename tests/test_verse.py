@@ -12,6 +12,8 @@ from rgpt2.verse import MAX_TOPIC_CHARS, RapRequest, clean_topic
         ({"bars": "8"}, "whole number"),
         ({"scheme": "XYZ"}, "unknown rhyme scheme"),
         ({"temperature": 0}, "temperature"),
+        ({"min_p": 1.0}, "min_p must be in \\[0, 1\\)"),
+        ({"min_p": -0.1}, "min_p"),
         ({"topic": "x" * 2000}, f"limit is {MAX_TOPIC_CHARS}"),
         ({"topic": "🔥🔥🔥"}, "at least one letter"),
         ({"topic": "\x00\x07\u200b"}, "control characters"),

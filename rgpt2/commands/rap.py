@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from rgpt2.starter import shipped_model
-from rgpt2.verse import DEFAULT_BARS, MAX_BARS, MIN_BARS, SCHEMES, RapRequest
+from rgpt2.verse import (
+    DEFAULT_BARS,
+    MAX_BARS,
+    MIN_BARS,
+    MULTI_RHYME_BIAS,
+    MULTI_RHYME_WORDS,
+    SCHEMES,
+    RapRequest,
+)
 
 MAX_COUNT = 64
 _DEFAULTS = RapRequest()
@@ -54,14 +62,15 @@ def add_rhyme_tuning(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--multi-rhyme-bias",
         type=float,
-        default=2.0,
-        help="logit bonus for words before a rhyme word that carry the rhyme on (0: off)",
+        default=MULTI_RHYME_BIAS,
+        help="logit bonus for words before a rhyme word that carry the rhyme on, 0 = off "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--multi-rhyme-words",
         type=int,
-        default=2,
-        help="how many words before a rhyme word get that bonus (default 2)",
+        default=MULTI_RHYME_WORDS,
+        help="how many words before a rhyme word get that bonus (default %(default)s)",
     )
 
 
@@ -89,6 +98,13 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--top-p", type=float, default=_DEFAULTS.top_p, help="nucleus (default %(default)s)"
+    )
+    p.add_argument(
+        "--min-p",
+        type=float,
+        default=_DEFAULTS.min_p,
+        help="drop tokens below this share of the best one's probability, 0 = off "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--repetition-penalty",
@@ -131,6 +147,7 @@ def build_requests(args: argparse.Namespace, count: int, seed: int | None) -> li
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        min_p=args.min_p,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         seed=seed,
@@ -190,8 +207,8 @@ def load_generator(args: argparse.Namespace) -> Any:
         dtype=args.dtype,
         rhyme_word_tokens=getattr(args, "rhyme_word_tokens", 4),
         rhyme_bias=getattr(args, "rhyme_bias", 5.0),
-        multi_rhyme_bias=getattr(args, "multi_rhyme_bias", 2.0),
-        multi_rhyme_words=getattr(args, "multi_rhyme_words", 2),
+        multi_rhyme_bias=getattr(args, "multi_rhyme_bias", MULTI_RHYME_BIAS),
+        multi_rhyme_words=getattr(args, "multi_rhyme_words", MULTI_RHYME_WORDS),
     )
 
 
