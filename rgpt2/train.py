@@ -654,9 +654,10 @@ class Trainer:
         _set_rng_state(state["rng"])
 
     def meta(self, at_step: int, loss: float | None) -> ModelMeta:
+        # the run's name plus the step: a resumed run's later weights get a version of their own
         return ModelMeta(
             direction=self.cfg.direction,
-            version=self.version,
+            version=f"{self.version}-s{at_step}",
             corpus_fingerprint=self.data.fingerprint,
             steps=at_step,
             best_val_ppl=perplexity(loss),

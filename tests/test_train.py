@@ -169,6 +169,10 @@ def test_resume_continues_from_the_same_step_with_identical_weights(data_dir, tm
     assert again.steps == straight.steps > 4
     step_events = [e["step"] for e in again.history if e["event"] == "step" and e["loss"]]
     assert step_events == list(range(1, straight.steps + 1))  # no step twice, none skipped
+    # one run name across sessions; the saved weights' version says at which step they are
+    first_meta, final_meta = read_meta(tmp_path / "b.ckpt" / "model"), read_meta(tmp_path / "b")
+    assert final_meta.version.endswith(f"-s{final_meta.steps}")
+    assert final_meta.version.rsplit("-s", 1)[0] == first_meta.version.rsplit("-s", 1)[0]
     a = load_file(tmp_path / "a.ckpt" / "model" / "model.safetensors")
     b = load_file(tmp_path / "b.ckpt" / "model" / "model.safetensors")
     assert a.keys() == b.keys()
