@@ -1,4 +1,5 @@
 import dataclasses
+from collections import Counter
 
 import pytest
 import torch
@@ -327,6 +328,22 @@ def test_sample_is_per_row_deterministic_and_honours_top_k(tok):
     # a tiny top-p keeps only the best token
     c = lp.sample(scores, [1.0] * 3, [0, 0, 0], [1e-6] * 3, gens())
     assert torch.equal(c, scores.argmax(-1))
+
+
+def test_sample_nucleus_without_sorting_matches_the_sorted_nucleus():
+    # p = 0.5, 0.3, 0.15, 0.05 with top-p 0.7: the nucleus is {0, 1}, renormalised 0.625 / 0.375.
+    # Row 0 has no top-k (drawn by rejection), row 1 has top-k 3 (the sorted path).
+    scores = torch.tensor([[0.15, 0.5, 0.05, 0.3]] * 2).log()
+    counts = [Counter(), Counter()]
+    n = 4000
+    for seed in range(n):
+        gens = [torch.Generator().manual_seed(seed), torch.Generator().manual_seed(n + seed)]
+        picks = lp.sample(scores, [1.0, 1.0], [0, 3], [0.7, 0.7], gens)
+        for row in (0, 1):
+            counts[row][int(picks[row])] += 1
+    for row in (0, 1):
+        assert set(counts[row]) == {1, 3}
+        assert abs(counts[row][1] / n - 0.625) < 0.03, counts[row]
 
 
 def test_sample_min_p_keeps_only_tokens_near_the_best():
