@@ -502,6 +502,8 @@ class MultiRhymeProcessor:
     Rows whose ``schemes[i]`` is None, and bars without a written partner, are left alone.
     """
 
+    can_empty_rows = False  # it only adds a finite bonus: apply_processors skips its check
+
     def __init__(
         self,
         tokenizer: Any,
