@@ -624,6 +624,9 @@ def sample(
         raise ValueError(f"generators: {len(generators)} for a batch of {batch}")
     if min_ps is not None and len(min_ps) != batch:
         raise ValueError(f"min_ps: {len(min_ps)} values for a batch of {batch}")
+    if torch.isnan(scores).any():
+        # a broken model (NaN weights): sampling would quietly return arbitrary tokens
+        raise ValueError("the model's scores contain NaN: it cannot be sampled from")
     temps = torch.tensor([float(t) for t in temperatures], dtype=torch.float32)
     logits = scores.float() / temps[:, None]
     mins = [0.0] * batch if min_ps is None else [float(m) for m in min_ps]

@@ -328,6 +328,11 @@ def test_sample_is_per_row_deterministic_and_honours_top_k(tok):
     # a tiny top-p keeps only the best token
     c = lp.sample(scores, [1.0] * 3, [0, 0, 0], [1e-6] * 3, gens())
     assert torch.equal(c, scores.argmax(-1))
+    # a broken model's NaN scores fail loudly instead of giving arbitrary tokens
+    broken = scores.clone()
+    broken[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        lp.sample(broken, [1.0] * 3, [0, 5, 1], [1.0] * 3, gens())
 
 
 def test_sample_nucleus_without_sorting_matches_the_sorted_nucleus():
