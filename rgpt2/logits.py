@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,6 +327,41 @@ def wordy_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
 RHYME_MODES = ("restrict", "bias")
 
 
+def _check_schemes(schemes: Sequence[str | None]) -> None:
+    _check_rows("schemes", schemes)
+    for s in schemes:
+        if s is not None:
+            scheme_partner(1, s)  # raises on an unknown scheme
+
+
+def _rows_with_partner(
+    input_ids: torch.Tensor, schemes: Sequence[str | None], pad_id: int, bos_id: int, line_id: int
+) -> Iterator[tuple[int, ParsedRow, list[int]]]:
+    """(row index, row, partner bar) of the rows whose bar being written has a partner bar
+    (under the row's scheme) already written."""
+    for i, row in enumerate(parse_rows(input_ids, pad_id, bos_id, line_id)):
+        scheme = schemes[i]
+        if scheme is None:
+            continue
+        partner = scheme_partner(len(row.bars), scheme)
+        if partner is not None and partner < len(row.bars):
+            yield i, row, row.bars[partner]
+
+
+def _masked_rows(
+    scores: torch.Tensor, rows: list[int], masks: list[torch.Tensor], bias: float | None
+) -> torch.Tensor:
+    """``scores`` with ``bias`` added where the row's mask is set, or (``bias`` None) with
+    everything outside the mask banned; rows not listed are left as they are."""
+    if not rows:
+        return scores
+    index = torch.tensor(rows, device=scores.device)
+    chosen = torch.stack([m[: scores.shape[-1]] for m in masks]).to(scores.device)
+    if bias is None:
+        return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
+    return scores.index_put((index,), scores[index] + bias * chosen)
+
+
 class RhymeLogitsProcessor:
     """Make the first word of each bar rhyme with its partner bar's end word (reverse model).
 
@@ -351,10 +386,7 @@ class RhymeLogitsProcessor:
         bias: float = 5.0,
         closers: frozenset[int] = frozenset(),
     ) -> None:
-        _check_rows("schemes", schemes)
-        for s in schemes:
-            if s is not None:
-                scheme_partner(1, s)  # raises on an unknown scheme
+        _check_schemes(schemes)
         if mode not in RHYME_MODES:
             raise ValueError(f"mode must be one of {RHYME_MODES}, not {mode!r}")
         if mode == "bias" and not bias > 0:
@@ -424,33 +456,21 @@ class RhymeLogitsProcessor:
             return scores
         hits: list[int] = []
         masks: list[torch.Tensor] = []
-        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
-            scheme = self.schemes[i]
-            if scheme is None:
-                continue
-            bars, current = row.bars, row.current
-            partner = scheme_partner(len(bars), scheme)
-            if partner is None or partner >= len(bars):
-                continue
-            target = self.rhyme_word(bars[partner])
+        rows = _rows_with_partner(input_ids, self.schemes, self.pad_id, self.bos_id, self.line_id)
+        for i, row, partner_bar in rows:
+            target = self.rhyme_word(partner_bar)
             if not target:
                 continue
             trie = self.index.trie(target)
             if not trie:
                 continue
-            mask = self.allowed(trie, current)
+            mask = self.allowed(trie, row.current)
             if mask is None or not mask.any():
                 continue
             hits.append(i)
-            masks.append(mask[: scores.shape[-1]])
+            masks.append(mask)
             self.applied += 1
-        if not hits:
-            return scores
-        index = torch.tensor(hits, device=scores.device)
-        chosen = torch.stack(masks).to(scores.device)
-        if self.mode == "restrict":
-            return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
-        return scores.index_put((index,), scores[index] + self.bias * chosen)
+        return _masked_rows(scores, hits, masks, None if self.mode == "restrict" else self.bias)
 
 
 def word_start_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
@@ -516,10 +536,7 @@ class MultiRhymeProcessor:
         bias: float = 2.0,
         words: int = 2,
     ) -> None:
-        _check_rows("schemes", schemes)
-        for s in schemes:
-            if s is not None:
-                scheme_partner(1, s)  # raises on an unknown scheme
+        _check_schemes(schemes)
         if not bias > 0:
             raise ValueError(f"bias must be positive, not {bias}")
         if words < 1:
@@ -549,18 +566,13 @@ class MultiRhymeProcessor:
             return scores
         hits: list[int] = []
         masks: list[torch.Tensor] = []
-        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
-            scheme = self.schemes[i]
-            if scheme is None or not row.current:
-                continue
+        rows = _rows_with_partner(input_ids, self.schemes, self.pad_id, self.bos_id, self.line_id)
+        for i, row, partner_bar in rows:
             # the next new word is word number `place` of the reversed bar (0: rhyme word)
             place = sum(1 for t in row.current if t in self.word_starts)
             if not 1 <= place <= self.words:
                 continue
-            partner = scheme_partner(len(row.bars), scheme)
-            if partner is None or partner >= len(row.bars):
-                continue
-            partner_words = self.bar_words(row.bars[partner])
+            partner_words = self.bar_words(partner_bar)
             if len(partner_words) <= place:
                 continue
             vowels = vowel_phonemes(partner_words[place])
@@ -568,13 +580,9 @@ class MultiRhymeProcessor:
             if mask is None:
                 continue
             hits.append(i)
-            masks.append(mask[: scores.shape[-1]])
+            masks.append(mask)
             self.applied += 1
-        if not hits:
-            return scores
-        index = torch.tensor(hits, device=scores.device)
-        chosen = torch.stack(masks).to(scores.device)
-        return scores.index_put((index,), scores[index] + self.bias * chosen)
+        return _masked_rows(scores, hits, masks, self.bias)
 
 
 def apply_processors(
