@@ -67,6 +67,11 @@ def test_text_format(models, capsys):
         (["--count", "0"], "--count must be between 1 and 64"),
         (["--temperature", "9"], "temperature must be between"),
         (["--seed", "-3"], "seed must be a non-negative integer"),
+        (["--min-p", "1.5"], "min_p must be in [0, 1), not 1.5"),
+        (["--multi-rhyme-bias", "-1"], "--multi-rhyme-bias must be between 0 (off) and 20"),
+        (["--multi-rhyme-words", "99"], "--multi-rhyme-words must be between 0 and 10"),
+        (["--rhyme-mode", "bias", "--rhyme-bias", "0"], "--rhyme-bias must be positive"),
+        (["--rhyme-word-tokens", "0"], "--rhyme-word-tokens must be at least 1"),
     ],
 )
 def test_bad_input_is_one_clear_line(models, capsys, options, message):

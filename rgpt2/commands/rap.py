@@ -188,11 +188,28 @@ def load_scorer(given: str | None, device: str) -> Any:
     return RapScorer.load(given, device=device)
 
 
+def check_generator_options(args: argparse.Namespace) -> None:
+    """CommandError for generator options out of range (before any model is loaded)."""
+    from rgpt2.errors import CommandError
+
+    bias = getattr(args, "multi_rhyme_bias", MULTI_RHYME_BIAS)
+    words = getattr(args, "multi_rhyme_words", MULTI_RHYME_WORDS)
+    if not 0 <= bias <= 20:
+        raise CommandError(f"--multi-rhyme-bias must be between 0 (off) and 20, not {bias}")
+    if not 0 <= words <= 10:
+        raise CommandError(f"--multi-rhyme-words must be between 0 and 10, not {words}")
+    if getattr(args, "rhyme_word_tokens", 4) < 1:
+        raise CommandError(f"--rhyme-word-tokens must be at least 1, not {args.rhyme_word_tokens}")
+    if getattr(args, "rhyme_mode", "restrict") == "bias" and not args.rhyme_bias > 0:
+        raise CommandError(f"--rhyme-bias must be positive, not {args.rhyme_bias}")
+
+
 def load_generator(args: argparse.Namespace) -> Any:
     import torch
 
     from rgpt2.generate import Generator
 
+    check_generator_options(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     forward = _model_dir(args.forward, "forward")
