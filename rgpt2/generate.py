@@ -356,19 +356,19 @@ class Generator:
                     rhyme_proc.share_caches(like)
                 procs.append(rhyme_proc)
                 if self.multi_rhyme_bias > 0 and self.multi_rhyme_words > 0:
-                    procs.append(
-                        lp.MultiRhymeProcessor(
-                            lm.tokenizer,
-                            lm.vowel_masks(),
-                            lm.word_starts(),
-                            schemes,
-                            lm.bos_id,
-                            lm.line_id,
-                            lm.pad_id,
-                            bias=self.multi_rhyme_bias,
-                            words=self.multi_rhyme_words,
-                        )
+                    multi = lp.MultiRhymeProcessor(
+                        lm.tokenizer,
+                        lm.vowel_masks(),
+                        lm.word_starts(),
+                        schemes,
+                        lm.bos_id,
+                        lm.line_id,
+                        lm.pad_id,
+                        bias=self.multi_rhyme_bias,
+                        words=self.multi_rhyme_words,
                     )
+                    multi.share_words(rhyme_proc)  # both read the partner bars: decode once
+                    procs.append(multi)
         return procs, rhyme_proc
 
     def _window(self, lm: LoadedModel, seq: list[int]) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,42 +327,75 @@ def wordy_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
 RHYME_MODES = ("restrict", "bias")
 
 
-def _check_schemes(schemes: Sequence[str | None]) -> None:
-    _check_rows("schemes", schemes)
-    for s in schemes:
-        if s is not None:
-            scheme_partner(1, s)  # raises on an unknown scheme
+class _PartnerBarProcessor:
+    """A processor that shapes the bar being written by its partner bar (reverse model).
+
+    For each row with a scheme whose bar being written has a partner bar
+    (``rhyme.scheme_partner``) already written, :meth:`row_mask` gives the tokens to act on,
+    or None to leave the row alone. With ``bonus`` None everything outside the mask is
+    banned; otherwise ``bonus`` is added to the tokens in it.
+    """
+
+    bonus: float | None = None
+
+    def __init__(
+        self, tokenizer: Any, schemes: Sequence[str | None], bos_id: int, line_id: int, pad_id: int
+    ) -> None:
+        _check_rows("schemes", schemes)
+        for s in schemes:
+            if s is not None:
+                scheme_partner(1, s)  # raises on an unknown scheme
+        self.tokenizer = tokenizer
+        self.schemes = list(schemes)
+        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
+        self._bar_words: dict[tuple[int, ...], list[str]] = {}
+        self.applied = 0  # how many (row, step) pairs were acted on, for tests and stats
+
+    def share_words(self, other: _PartnerBarProcessor) -> None:
+        """Use ``other``'s cache of decoded bars (same tokenizer)."""
+        if other.tokenizer is self.tokenizer:
+            self._bar_words = other._bar_words
+
+    def bar_words(self, bar: Sequence[int]) -> list[str]:
+        """The normalised words of a (reversed) bar that have a letter or digit, cached."""
+        key = tuple(bar)
+        found = self._bar_words.get(key)
+        if found is None:
+            words = (normalize_word(w) for w in self.tokenizer.decode(list(bar)).split())
+            found = self._bar_words[key] = [w for w in words if w]
+        return found
+
+    def row_mask(self, row: ParsedRow, partner_bar: list[int]) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_batch("schemes", self.schemes, scores)
+        if not any(self.schemes):
+            return scores
+        hits: list[int] = []
+        masks: list[torch.Tensor] = []
+        for i, row in enumerate(parse_rows(input_ids, self.pad_id, self.bos_id, self.line_id)):
+            scheme = self.schemes[i]
+            if scheme is None:
+                continue
+            partner = scheme_partner(len(row.bars), scheme)
+            if partner is None or partner >= len(row.bars):
+                continue
+            mask = self.row_mask(row, row.bars[partner])
+            if mask is not None:
+                hits.append(i)
+                masks.append(mask[: scores.shape[-1]])
+                self.applied += 1
+        if not hits:
+            return scores
+        index = torch.tensor(hits, device=scores.device)
+        chosen = torch.stack(masks).to(scores.device)
+        if self.bonus is None:
+            return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
+        return scores.index_put((index,), scores[index] + self.bonus * chosen)
 
 
-def _rows_with_partner(
-    input_ids: torch.Tensor, schemes: Sequence[str | None], pad_id: int, bos_id: int, line_id: int
-) -> Iterator[tuple[int, ParsedRow, list[int]]]:
-    """(row index, row, partner bar) of the rows whose bar being written has a partner bar
-    (under the row's scheme) already written."""
-    for i, row in enumerate(parse_rows(input_ids, pad_id, bos_id, line_id)):
-        scheme = schemes[i]
-        if scheme is None:
-            continue
-        partner = scheme_partner(len(row.bars), scheme)
-        if partner is not None and partner < len(row.bars):
-            yield i, row, row.bars[partner]
-
-
-def _masked_rows(
-    scores: torch.Tensor, rows: list[int], masks: list[torch.Tensor], bias: float | None
-) -> torch.Tensor:
-    """``scores`` with ``bias`` added where the row's mask is set, or (``bias`` None) with
-    everything outside the mask banned; rows not listed are left as they are."""
-    if not rows:
-        return scores
-    index = torch.tensor(rows, device=scores.device)
-    chosen = torch.stack([m[: scores.shape[-1]] for m in masks]).to(scores.device)
-    if bias is None:
-        return scores.index_put((index,), scores[index].masked_fill(~chosen, NEG_INF))
-    return scores.index_put((index,), scores[index] + bias * chosen)
-
-
-class RhymeLogitsProcessor:
+class RhymeLogitsProcessor(_PartnerBarProcessor):
     """Make the first word of each bar rhyme with its partner bar's end word (reverse model).
 
     Rows are reversed verses: a bar's first word is its rhyme word. For a bar whose partner
@@ -386,7 +419,7 @@ class RhymeLogitsProcessor:
         bias: float = 5.0,
         closers: frozenset[int] = frozenset(),
     ) -> None:
-        _check_schemes(schemes)
+        super().__init__(index.tokenizer, schemes, bos_id, line_id, pad_id)
         if mode not in RHYME_MODES:
             raise ValueError(f"mode must be one of {RHYME_MODES}, not {mode!r}")
         if mode == "bias" and not bias > 0:
@@ -394,34 +427,23 @@ class RhymeLogitsProcessor:
         if boundary.dtype != torch.bool or boundary.dim() != 1:
             raise ValueError("boundary must be a 1-D bool tensor over the vocabulary")
         self.index = index
-        self.schemes = list(schemes)
-        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
         self.boundary = boundary
         self.closers = closers
         self.mode = mode
         self.bias = float(bias)
-        self._word_cache: dict[tuple[int, ...], str] = {}
+        self.bonus = None if mode == "restrict" else self.bias
         self._mask_cache: dict[int, torch.Tensor] = {}
-        self.applied = 0  # how many (row, step) pairs were constrained, for tests and stats
 
     def share_caches(self, other: RhymeLogitsProcessor) -> None:
         """Use ``other``'s word and mask caches (same index and boundary: a batch's rows left)."""
         if other.index is self.index and other.boundary is self.boundary:
-            self._word_cache = other._word_cache
+            self.share_words(other)
             self._mask_cache = other._mask_cache
 
     def rhyme_word(self, bar: Sequence[int]) -> str:
         """The rhyme word of a reversed bar: its first word with a letter or digit."""
-        key = tuple(bar)
-        word = self._word_cache.get(key)
-        if word is None:
-            word = ""
-            for token in self.index.tokenizer.decode(list(bar)).split():
-                word = normalize_word(token)
-                if word:
-                    break
-            self._word_cache[key] = word
-        return word
+        words = self.bar_words(bar)
+        return words[0] if words else ""
 
     def allowed(self, trie: RhymeTrie, current: Sequence[int]) -> torch.Tensor | None:
         """Allowed next tokens for a bar that starts with ``current``, None if unconstrained."""
@@ -450,27 +472,15 @@ class RhymeLogitsProcessor:
         node = trie.walk(current[:end])
         return self.boundary if node is not None and node.terminal else None
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        _check_batch("schemes", self.schemes, scores)
-        if not any(self.schemes):
-            return scores
-        hits: list[int] = []
-        masks: list[torch.Tensor] = []
-        rows = _rows_with_partner(input_ids, self.schemes, self.pad_id, self.bos_id, self.line_id)
-        for i, row, partner_bar in rows:
-            target = self.rhyme_word(partner_bar)
-            if not target:
-                continue
-            trie = self.index.trie(target)
-            if not trie:
-                continue
-            mask = self.allowed(trie, row.current)
-            if mask is None or not mask.any():
-                continue
-            hits.append(i)
-            masks.append(mask)
-            self.applied += 1
-        return _masked_rows(scores, hits, masks, None if self.mode == "restrict" else self.bias)
+    def row_mask(self, row: ParsedRow, partner_bar: list[int]) -> torch.Tensor | None:
+        target = self.rhyme_word(partner_bar)
+        if not target:
+            return None
+        trie = self.index.trie(target)
+        if not trie:
+            return None
+        mask = self.allowed(trie, row.current)
+        return mask if mask is not None and mask.any() else None
 
 
 def word_start_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
@@ -511,7 +521,7 @@ def last_vowel_masks(tokenizer: Any, vocab_size: int) -> dict[str, torch.Tensor]
     return out
 
 
-class MultiRhymeProcessor:
+class MultiRhymeProcessor(_PartnerBarProcessor):
     """Carry a bar's end rhyme back over the words before its rhyme word (reverse model).
 
     Rappers rhyme several syllables, not one: "let it go" / "said it so". In a reversed bar
@@ -536,53 +546,26 @@ class MultiRhymeProcessor:
         bias: float = 2.0,
         words: int = 2,
     ) -> None:
-        _check_schemes(schemes)
+        super().__init__(tokenizer, schemes, bos_id, line_id, pad_id)
         if not bias > 0:
             raise ValueError(f"bias must be positive, not {bias}")
         if words < 1:
             raise ValueError(f"words must be at least 1, not {words}")
-        self.tokenizer = tokenizer
         self.vowel_masks = vowel_masks
         self.word_starts = word_starts
-        self.schemes = list(schemes)
-        self.bos_id, self.line_id, self.pad_id = bos_id, line_id, pad_id
-        self.bias = float(bias)
+        self.bias = self.bonus = float(bias)
         self.words = words
-        self._bar_words: dict[tuple[int, ...], list[str]] = {}
-        self.applied = 0  # (row, step) pairs biased, for tests and stats
 
-    def bar_words(self, bar: Sequence[int]) -> list[str]:
-        """The normalised words of a (reversed) bar, cached."""
-        key = tuple(bar)
-        found = self._bar_words.get(key)
-        if found is None:
-            words = (normalize_word(w) for w in self.tokenizer.decode(list(bar)).split())
-            found = self._bar_words[key] = [w for w in words if w]
-        return found
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        _check_batch("schemes", self.schemes, scores)
-        if not any(self.schemes):
-            return scores
-        hits: list[int] = []
-        masks: list[torch.Tensor] = []
-        rows = _rows_with_partner(input_ids, self.schemes, self.pad_id, self.bos_id, self.line_id)
-        for i, row, partner_bar in rows:
-            # the next new word is word number `place` of the reversed bar (0: rhyme word)
-            place = sum(1 for t in row.current if t in self.word_starts)
-            if not 1 <= place <= self.words:
-                continue
-            partner_words = self.bar_words(partner_bar)
-            if len(partner_words) <= place:
-                continue
-            vowels = vowel_phonemes(partner_words[place])
-            mask = self.vowel_masks.get(vowels[-1]) if vowels else None
-            if mask is None:
-                continue
-            hits.append(i)
-            masks.append(mask)
-            self.applied += 1
-        return _masked_rows(scores, hits, masks, self.bias)
+    def row_mask(self, row: ParsedRow, partner_bar: list[int]) -> torch.Tensor | None:
+        # the next new word is word number `place` of the reversed bar (0: rhyme word)
+        place = sum(1 for t in row.current if t in self.word_starts)
+        if not 1 <= place <= self.words:
+            return None
+        partner_words = self.bar_words(partner_bar)
+        if len(partner_words) <= place:
+            return None
+        vowels = vowel_phonemes(partner_words[place])
+        return self.vowel_masks.get(vowels[-1]) if vowels else None
 
 
 def apply_processors(
