@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.client import COGS, RGPT2Bot
 from bot.services.container import BotServices
+from bot.services.finetune import FinetuneError, FinetuneJobs
 from bot.storage import Database, Repository
 from rgpt2.verse import RapRequest, Verse
 from rgpt2.worker import GenerationService
@@ -146,8 +147,6 @@ class FakeFinetuneJobs:
         message_id=None,
         on_progress=None,
     ):
-        from bot.services.finetune import FinetuneError
-
         if self.running:
             raise FinetuneError("a fine-tune is already running; wait for it or cancel it")
         lyrics = lyrics if lyrics is not None else await self.repo.pending_lyrics()
@@ -221,16 +220,10 @@ class FakeFinetuneJobs:
         self._cancelled = True
         return await self.wait()
 
-    async def status(self):
-        job = await self.repo.active_job()
-        if job is None:
-            recent = await self.repo.recent_jobs(limit=1)
-            job = recent[0] if recent else None
-        return job
+    # the active job, else the most recent one: the real query, over the same repository
+    status = FinetuneJobs.status
 
     async def rollback(self) -> dict[str, str]:
-        from bot.services.finetune import FinetuneError
-
         if self._previous is None:
             raise FinetuneError("there is no earlier reverse model to roll back to")
         previous, self._previous = self._previous, None
