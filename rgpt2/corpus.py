@@ -116,9 +116,13 @@ def bar_drop_reason(line: str) -> str | None:
         return TOO_LONG
     if _CREDIT.search(line):
         return CREDIT
-    if _BRACKET_LINE.match(line) or _PAREN_HEADER.match(line) or _BARE_HEADER.match(line):
+    if _is_header(line):
         return HEADER
     return None
+
+
+def _is_header(line: str) -> bool:
+    return bool(_BRACKET_LINE.match(line) or _PAREN_HEADER.match(line) or _BARE_HEADER.match(line))
 
 
 _SECTION_WORD = re.compile(rf"{_SECTION}", re.I)
@@ -130,7 +134,7 @@ def header_section(line: str) -> str | None:
     "" for a header that names no section ("[Kanye West]", "(x2)").
     """
     line = clean_text(line)
-    if not (_BRACKET_LINE.match(line) or _PAREN_HEADER.match(line) or _BARE_HEADER.match(line)):
+    if not _is_header(line):
         return None
     found = _SECTION_WORD.search(line)
     return found.group(0).lower() if found else ""
