@@ -136,6 +136,11 @@ class GenerationStats:
     model_seconds: float = 0.0  # in the model's forward passes (the rest: processors, sampling)
 
 
+def _rhymed(request: RapRequest) -> bool:
+    """Whether the rhyme processors act on a request's verse."""
+    return request.rhyme_control and request.scheme != "free"
+
+
 class Generator:
     """The two-stage generator (see the module docstring).
 
@@ -289,7 +294,7 @@ class Generator:
             sampling = req.sampling() | {
                 "seed": seed,
                 "rhyme_mode": self.rhyme_mode,
-                "multi_rhyme_bias": self.multi_rhyme_bias if req.rhyme_control else 0.0,
+                "multi_rhyme_bias": self.multi_rhyme_bias if _rhymed(req) else 0.0,
             }
             out.append(
                 Verse(
@@ -339,7 +344,7 @@ class Generator:
         ]
         rhyme_proc = None
         if rhyme:
-            schemes = [q.scheme if q.rhyme_control and q.scheme != "free" else None for q in reqs]
+            schemes = [q.scheme if _rhymed(q) else None for q in reqs]
             if any(schemes):
                 rhyme_proc = lp.RhymeLogitsProcessor(
                     lm.rhyme_index(self.rhyme_word_tokens),

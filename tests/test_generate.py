@@ -117,6 +117,9 @@ def test_multi_rhyme_carries_the_rhyme_over_the_words_before_the_rhyme_word(tok)
     # without rhyme control there is no partner to carry on
     free = pulled.generate([req(**plain, seed=1, rhyme_control=False)])[0]
     assert free.sampling["multi_rhyme_bias"] == 0.0
+    # nor with the free scheme, which pairs no bars
+    free = pulled.generate([req(**plain, seed=1, scheme="free")])[0]
+    assert free.sampling["multi_rhyme_bias"] == 0.0
 
 
 def test_multi_rhyme_processor_places_and_rows(tok):
