@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -284,6 +285,17 @@ class DuplicateBarProcessor:
         return out
 
 
+@lru_cache(maxsize=8)
+def token_texts(tokenizer: Any, vocab_size: int) -> tuple[tuple[int, str], ...]:
+    """(id, text) of every vocabulary token below ``vocab_size``, decoded once per tokenizer:
+    the generator's token masks are all built from it."""
+    return tuple(
+        (idx, tokenizer.convert_tokens_to_string([token]))
+        for token, idx in tokenizer.get_vocab().items()
+        if idx < vocab_size
+    )
+
+
 # Punctuation that closes a word ("night," "night?!"). Not hyphens, brackets that open,
 # apostrophes or stray bytes: letters may follow those and glue on to the rhyme word
 # ("night-owl", "night's"), which then no longer rhymes.
@@ -296,8 +308,8 @@ def boundary_mask(tokenizer: Any, vocab_size: int, line_id: int) -> torch.Tensor
     mask = torch.zeros(vocab_size, dtype=torch.bool)
     for idx in closing_ids(tokenizer, vocab_size):
         mask[idx] = True
-    for token, idx in tokenizer.get_vocab().items():
-        if idx < vocab_size and tokenizer.convert_tokens_to_string([token])[:1].isspace():
+    for idx, text in token_texts(tokenizer, vocab_size):
+        if text[:1].isspace():
             mask[idx] = True
     mask[line_id] = True
     return mask
@@ -306,9 +318,8 @@ def boundary_mask(tokenizer: Any, vocab_size: int, line_id: int) -> torch.Tensor
 def closing_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
     """Tokens made only of closing punctuation."""
     out = set()
-    for token, idx in tokenizer.get_vocab().items():
-        text = tokenizer.convert_tokens_to_string([token])
-        if idx < vocab_size and text and all(ch in _CLOSING for ch in text):
+    for idx, text in token_texts(tokenizer, vocab_size):
+        if text and all(ch in _CLOSING for ch in text):
             out.add(idx)
     return frozenset(out)
 
@@ -316,10 +327,8 @@ def closing_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
 def wordy_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
     """Tokens with a letter or digit in them."""
     mask = torch.zeros(vocab_size, dtype=torch.bool)
-    for token, idx in tokenizer.get_vocab().items():
-        if idx < vocab_size and any(
-            ch.isalnum() for ch in tokenizer.convert_tokens_to_string([token])
-        ):
+    for idx, text in token_texts(tokenizer, vocab_size):
+        if any(ch.isalnum() for ch in text):
             mask[idx] = True
     return mask
 
@@ -486,11 +495,9 @@ class RhymeLogitsProcessor(_PartnerBarProcessor):
 def word_start_ids(tokenizer: Any, vocab_size: int) -> frozenset[int]:
     """Tokens that begin a new word: a leading space followed by a letter or digit."""
     out = set()
-    for token, idx in tokenizer.get_vocab().items():
-        if idx < vocab_size:
-            text = tokenizer.convert_tokens_to_string([token])
-            if text[:1].isspace() and text[1:2].isalnum():
-                out.add(idx)
+    for idx, text in token_texts(tokenizer, vocab_size):
+        if text[:1].isspace() and text[1:2].isalnum():
+            out.add(idx)
     return frozenset(out)
 
 
@@ -501,10 +508,7 @@ def last_vowel_masks(tokenizer: Any, vocab_size: int) -> dict[str, torch.Tensor]
     last vowel of its own yet.
     """
     groups: dict[str, list[int]] = {}
-    for token, idx in tokenizer.get_vocab().items():
-        if idx >= vocab_size:
-            continue
-        text = tokenizer.convert_tokens_to_string([token])
+    for idx, text in token_texts(tokenizer, vocab_size):
         if not text[:1].isspace():
             continue
         word = normalize_word(text)
