@@ -223,6 +223,7 @@ def train_classifier(
             done = max(done, (time.monotonic() - start) / budget_s)
         return cfg.lr * max(0.0, 1.0 - done)
 
+    device = next(model.parameters()).device
     model.train()
     start = time.monotonic()
     deadline = start + cfg.max_minutes * 60 if cfg.max_minutes else None
@@ -244,15 +245,16 @@ def train_classifier(
                 mask[r, : lengths[i]] = 1
                 if type_ids is not None:
                     tt[r, : lengths[i]] = torch.tensor(type_ids[i])
-            y = torch.tensor([labels[i] for i in batch])
+            y = torch.tensor([labels[i] for i in batch], device=device)
             inputs: dict[str, torch.Tensor] = {"input_ids": x, "attention_mask": mask}
             if type_ids is not None:
                 inputs["token_type_ids"] = tt
+            inputs = {k: v.to(device) for k, v in inputs.items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(**inputs).logits
-            w = torch.tensor([weights[i] for i in batch])
+            w = torch.tensor([weights[i] for i in batch], device=device)
             loss = (loss_fn(logits.float(), y) * w).sum() / w.sum()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

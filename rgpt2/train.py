@@ -364,6 +364,21 @@ def lr_factor(
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def bf16_supported(device: str) -> bool:
+    """Whether bf16 autocast is fast on ``device``: a bf16 GPU, or a CPU with AMX/AVX-512 bf16.
+
+    On other CPUs (AVX2 only) bf16 autocast is emulated and several times slower than fp32.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def choose_device(cfg: TrainConfig) -> tuple[str, bool]:
     """(device, use bf16 autocast)."""
     import torch
@@ -373,13 +388,7 @@ def choose_device(cfg: TrainConfig) -> tuple[str, bool]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.precision == "fp32":
         return device, False
-    if device.startswith("cuda"):
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        try:
-            supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            supported = False
+    supported = bf16_supported(device)
     if cfg.precision == "bf16" and not supported:
         log.warning("bf16 was asked for but this %s lacks it: training in fp32", device)
     return device, supported

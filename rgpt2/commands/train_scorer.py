@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split and training seed")
     p.add_argument("--val-share", type=float, default=0.2, help="share of artists held out")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N steps (0: at end)")
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (default bf16 autocast)")
+    p.add_argument(
+        "--no-bf16",
+        action="store_true",
+        help="train in fp32 (default: bf16 autocast where the CPU or GPU has fast bf16)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress-jsonl", default=None, help="append JSON progress events here")
     p.set_defaults(func=run)
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         save_scorer,
         train_classifier,
     )
+    from rgpt2.train import bf16_supported
 
     log = logging.getLogger("rgpt2.train_scorer")
     if args.epochs <= 0 or args.batch_size < 1 or args.lr <= 0 or args.max_length < 8:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         max_minutes=args.max_minutes,
         seed=args.seed,
-        bf16=not args.no_bf16 and args.device == "cpu",
+        bf16=not args.no_bf16 and bf16_supported(args.device),
         eval_every=args.eval_every,
     )
     model, tokenizer = load_base(base)
