@@ -240,6 +240,35 @@ def read_rap_artists(rap_dir: Path) -> dict[str, list[list[str]]]:
 # Sections that are sung or chanted rather than rapped; a verse header ends them.
 _HOOK_SECTIONS = frozenset({"hook", "chorus", "refrain", "bridge", "intro", "outro"})
 
+# Words that are sung sounds or ad-libs, not lyrics: "ooh", "ayy", "la", "yeah", "hmm".
+_VOCABLE = re.compile(
+    r"^(?:o+h*|a+h+|a+y+e*|u+h+|h+u+h+|h+e+y+|l+a+|n+a+|w+h?o+o+|w+h?o+a+h*|y+e+a+h*|y+e+h|"
+    r"m+|h+m+|(?:h+a+)+h*|e+h|d+a+)$"
+)
+# Below this many bars a rap_us block is an ad-lib, a skit line or an intro, not a verse.
+MIN_VERSE_BARS = 4
+# A rapped verse rarely says the same three words twice; a hook that pastes its lines
+# or chants a phrase ("that's love, that's love") does it in most of its trigrams.
+MAX_REPEATED_PHRASE_SHARE = 0.3
+
+
+def vocable_share(bar: str) -> float:
+    """Share of a bar's words that are sung sounds or ad-libs (1.0 for a bar with no words)."""
+    words = normalise_line(bar).split()
+    if not words:
+        return 1.0
+    return sum(1 for w in words if _VOCABLE.match(w)) / len(words)
+
+
+def repeated_phrase_share(bars: Sequence[str], n: int = 3) -> float:
+    """Share of the word n-grams of ``bars`` that occur more than once in them."""
+    words = [w for bar in bars for w in normalise_line(bar).split()]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(1 for g in grams if counts[g] > 1) / len(grams)
+
 
 def rap_verse_blocks(text: str, repeat_share: float = 0.5) -> list[list[str]]:
     """The rapped verses of one rap_us file: its blank-line blocks without the hooks.
@@ -247,8 +276,11 @@ def rap_verse_blocks(text: str, repeat_share: float = 0.5) -> list[list[str]]:
     rap_us files interleave verses and hooks (mostly without headers), and a sung hook is
     the main way a "rap" example looks like pop. A hook repeats within a song, so dropped
     are: a block that occurs more than once in the file (every copy), a block whose bars
-    mostly occur in other blocks of the file, and the bars after a hook/chorus header up
-    to the next verse header. What is left is cleaned like the generator's corpus.
+    mostly occur in other blocks of the file, the bars after a hook/chorus header up to
+    the next verse header, and a block that repeats its own phrases (more than
+    MAX_REPEATED_PHRASE_SHARE of its trigrams). Bars made mostly of vocables ("ooh ooh",
+    "yeah yeah") are dropped, then blocks left with fewer than MIN_VERSE_BARS bars (ad-libs,
+    skit lines, intros). What is left is cleaned like the generator's corpus.
     """
     from rgpt2.corpus import clean_text, clean_verse, header_section, split_verses
 
@@ -270,9 +302,10 @@ def rap_verse_blocks(text: str, repeat_share: float = 0.5) -> list[list[str]]:
                 in_hook = section in _HOOK_SECTIONS or (in_hook and section == "")
             elif not in_hook:
                 kept.append(line)
-        bars = clean_verse(kept)
-        if bars:
-            verses.append(bars)
+        bars = [bar for bar in clean_verse(kept) if vocable_share(bar) < 0.5]
+        if len(bars) < MIN_VERSE_BARS or repeated_phrase_share(bars) > MAX_REPEATED_PHRASE_SHARE:
+            continue
+        verses.append(bars)
     return verses
 
 
@@ -379,6 +412,7 @@ def build_data(
     min_bars: int = 4,
     max_bars: int = 16,
     pop_passes: int = 3,
+    line_verse_passes: int = 2,
 ) -> ScorerData:
     """Train/validation examples from ../shared/data.
 
@@ -441,7 +475,8 @@ def build_data(
                 continue
             train_lines.append(Example(text, label, "lines", "lines"))
 
-    data.train = _dedupe(train_verses + train_lines)
+    line_verses = lines_as_verses(train_lines, random.Random(seed + 2), line_verse_passes)
+    data.train = _dedupe(train_verses + line_verses + train_lines)
     data.val_verses = _dedupe(val_verses)
     # a line also in training (same words after normalisation) is not held out
     train_texts = {ex.text for ex in data.train}
@@ -457,6 +492,30 @@ def build_data(
         "pop_rap_sections_dropped": sum(int(song["rap_sections"]) for song in pop),
     }
     return data
+
+
+def lines_as_verses(
+    lines: Sequence[Example],
+    rng: random.Random,
+    passes: int,
+    min_bars: int = 4,
+    max_bars: int = 16,
+) -> list[Example]:
+    """Training verses made of shuffled line-file lines, per label (source "line_verses").
+
+    The line file covers far more artists and songs than rap_us/ and the pop songs, but
+    only as single lines; strung together they show the verse-level classifier that
+    breadth. Both labels get them alike, so "lines that do not follow each other" is no
+    class marker. Each pass shuffles again.
+    """
+    out: list[Example] = []
+    for label in (RAP, POP):
+        texts = [ex.text for ex in lines if ex.label == label]
+        for _ in range(passes):
+            rng.shuffle(texts)
+            for chunk in windows(texts, rng, min_bars, max_bars):
+                out.append(Example(BAR_SEP.join(chunk), label, "lines", "line_verses"))
+    return out
 
 
 def example_weights(examples: Sequence[Example]) -> list[float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections import Counter
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -17,11 +18,14 @@ from rgpt2.scorer_data import (
     Example,
     build_data,
     example_weights,
+    lines_as_verses,
     normalise_line,
     normalise_masking,
     rap_verse_blocks,
+    repeated_phrase_share,
     split_groups,
     text_to_input,
+    vocable_share,
     windows,
 )
 
@@ -187,9 +191,27 @@ def test_rap_sections_and_rap_artists_stay_off_the_pop_side(tmp_path: Path):
     assert "Pitbull" not in data.split["val_pop_artists"]
 
 
+VERSE_ONE = [
+    "started from the corner with a dream and a pen",
+    "every block had a story and a gun in the den",
+    "mama working double shifts to keep the lights on",
+    "now i write it in the ledger every night till the dawn",
+    "paper chasing never made a coward of me",
+    "i was built from the pavement where the sirens run free",
+]
+VERSE_TWO = [
+    "second round i came back with a sharper design",
+    "took the hunger from the basement to the top of the sign",
+    "every critic in the city had a word for my name",
+    "now they quoting what i wrote like a verse in a frame",
+    "broke the silence with a rhythm that the gutter could feel",
+    "turned a whisper into thunder and the thunder to steel",
+]
+
+
 def test_rap_verse_blocks_leave_out_hooks():
-    verse_one = [f"verse one bar {i} about the block" for i in range(6)]
-    verse_two = [f"second verse bar {i} with a story" for i in range(6)]
+    verse_one = list(VERSE_ONE)
+    verse_two = list(VERSE_TWO)
     hook = ["we sing it all night long", "oh oh all night long"]
     text = "\n\n".join(
         [
@@ -208,3 +230,58 @@ def test_rap_verse_blocks_keep_a_verse_that_quotes_one_bar_of_another():
     first = [f"first bar {i}" for i in range(4)] + ["shared punchline"]
     second = ["shared punchline"] + [f"second bar {i}" for i in range(4)]
     assert rap_verse_blocks("\n".join(first) + "\n\n" + "\n".join(second)) == [first, second]
+
+
+def test_rap_verse_blocks_leave_out_chants_vocables_and_short_blocks():
+    chant = [  # a hook with no copy elsewhere, repeating its own phrase
+        "say that's love that's love that's love",
+        "that's love that's love we got that's love",
+        "say that's love ooh that's love that's love",
+        "that's love that's love that's love yeah",
+    ]
+    text = "\n\n".join(
+        [
+            "\n".join([*VERSE_ONE[:3], "ooh ooh yeah", "la la la la", *VERSE_ONE[3:]]),
+            "\n".join(chant),
+            "\n".join(["uh wolf gang", "here we go"]),  # an ad-lib block
+            "\n".join(VERSE_TWO),
+        ]
+    )
+    assert rap_verse_blocks(text) == [VERSE_ONE, VERSE_TWO]
+
+
+def test_vocable_share_counts_sung_sounds_not_words():
+    assert vocable_share("Ooh, ooh, yeah!") == 1.0
+    assert vocable_share("la la la la la") == 1.0
+    assert vocable_share("oh i got the money on my mind") == 1 / 8
+    assert vocable_share("") == 1.0
+    assert vocable_share("hoe hold on yo") == 0.0
+
+
+def test_repeated_phrase_share():
+    assert repeated_phrase_share(VERSE_ONE) == 0.0
+    # trigrams run across bars: we-go-up, go-up-we, up-we-go, we-go-up
+    assert repeated_phrase_share(["we go up", "we go up"]) == 0.5
+    assert repeated_phrase_share(["go go go go go"]) == 1.0
+    # 5 trigrams, the two copies of "a b c" repeat
+    assert repeated_phrase_share(["a b c x a b c"]) == 2 / 5
+    assert repeated_phrase_share(["too short"]) == 0.0
+
+
+def test_lines_as_verses_string_lines_of_one_label():
+    lines = [Example(f"rap line {i}", RAP, "lines", "lines") for i in range(40)]
+    lines += [Example(f"pop line {i}", POP, "lines", "lines") for i in range(30)]
+    verses = lines_as_verses(lines, random.Random(0), passes=2)
+    assert {v.source for v in verses} == {"line_verses"}
+    for v in verses:
+        bars = v.text.split(BAR_SEP)
+        assert 4 <= len(bars) <= 16
+        assert all(b.startswith("rap" if v.label == RAP else "pop") for b in bars)
+    used = Counter(b for v in verses for b in v.text.split(BAR_SEP))
+    # two passes: every line in two verses, except a short tail window may be left out
+    assert set(used.values()) <= {1, 2}
+    assert sum(used.values()) >= 2 * 70 - 2 * 2 * 3
+    # verses of line-file lines weigh as verses, not as lines
+    weights = example_weights(lines + verses)
+    assert weights[-1] == weights[len(lines) + len(verses) - 1]
+    assert weights[0] != weights[len(lines)]
