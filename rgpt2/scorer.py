@@ -8,17 +8,21 @@ instead; ``rgpt2 eval-scorer`` measures both on the validation split.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rgpt2.errors import ModelLoadError
+from rgpt2.precision import bf16_supported
 from rgpt2.scorer_data import normalise_line, text_to_input
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
 
 META_FILE = "rgpt2_scorer.json"
 DEFAULT_MAX_LENGTH = 256
@@ -151,6 +155,12 @@ class RapScorer:
                 f"rap scorer: {source} has {model.config.num_labels} labels, expected 2 (pop, rap)"
             )
         meta.setdefault("version", path.name if looks_local else str(path_or_id))
+        if bf16 and not bf16_supported(str(device)):
+            log.warning(
+                "rap scorer: bf16 asked for, but this %s has no fast bf16 (AMX/AVX-512): "
+                "it is emulated and several times slower than fp32",
+                device,
+            )
         return cls(
             model, tokenizer, max_length=max_length, batch_size=batch_size, bf16=bf16, meta=meta
         )

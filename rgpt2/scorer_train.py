@@ -72,15 +72,31 @@ def classification_metrics(labels: Sequence[int], scores: Sequence[float]) -> di
     }
 
 
-def evaluate(
-    scorer: RapScorer, data: ScorerData, *, line_average: bool = True
-) -> dict[str, dict[str, Any]]:
+# verse lengths reported apart: a 4-bar verse gives the classifier far less to go on
+BAR_BANDS = ((4, 7), (8, 12), (13, 16))
+
+
+def by_bars(verses: Sequence[Example], scores: Sequence[float]) -> dict[str, dict[str, Any]]:
+    """Verse-level figures per length band ("4-7", "8-12", "13-16" bars)."""
+    out = {}
+    for lo, hi in BAR_BANDS:
+        idx = [i for i, ex in enumerate(verses) if lo <= len(ex.text.split(BAR_SEP)) <= hi]
+        if idx:
+            out[f"{lo}-{hi}"] = classification_metrics(
+                [verses[i].label for i in idx], [scores[i] for i in idx]
+            )
+    return out
+
+
+def evaluate(scorer: RapScorer, data: ScorerData, *, line_average: bool = True) -> dict[str, Any]:
     """Validation figures: verses scored whole, verses as the mean of their bars, lines."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     verses = data.val_verses
     if verses:
         labels = [ex.label for ex in verses]
-        out["verse"] = classification_metrics(labels, scorer.score_inputs([e.text for e in verses]))
+        whole = scorer.score_inputs([e.text for e in verses])
+        out["verse"] = classification_metrics(labels, whole)
+        out["verse_by_bars"] = by_bars(verses, whole)
         if line_average:
             bars = [ex.text.split(BAR_SEP) for ex in verses]
             flat = scorer.score_inputs([b for bs in bars for b in bs])

@@ -42,6 +42,7 @@ from rgpt2 import __version__
 from rgpt2.corpus import chunk_verse, fingerprint, load_corpus
 from rgpt2.errors import RGPT2Error
 from rgpt2.modeldir import ModelMeta, _atomic_replace_dir, load_model_dir, save_model_dir
+from rgpt2.precision import bf16_supported
 from rgpt2.progress import ProgressReporter, perplexity, plot_curve
 from rgpt2.tokens import DIRECTIONS, verse_to_text
 
@@ -362,21 +363,6 @@ def lr_factor(
     progress = max((step - warmup) / max(1, total - warmup), time_progress)
     progress = min(1.0, progress)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def bf16_supported(device: str) -> bool:
-    """Whether bf16 autocast is fast on ``device``: a bf16 GPU, or a CPU with AMX/AVX-512 bf16.
-
-    On other CPUs (AVX2 only) bf16 autocast is emulated and several times slower than fp32.
-    """
-    import torch
-
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def choose_device(cfg: TrainConfig) -> tuple[str, bool]:

@@ -221,3 +221,18 @@ def test_training_stops_at_the_time_box(tmp_path: Path):
     assert info["train_minutes"] < 0.05
     peak = lrs.index(max(lrs))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
+
+
+def test_bf16_on_hardware_without_fast_bf16_is_warned_about(trained, monkeypatch, caplog):
+    _, out, _ = trained
+    monkeypatch.setattr("rgpt2.scorer.bf16_supported", lambda device: False)
+    with caplog.at_level("WARNING", logger="rgpt2.scorer"):
+        scorer = RapScorer.load(out, bf16=True)
+    assert "several times slower than fp32" in caplog.text
+    assert scorer.bf16  # still honoured: a warning, not a silent change of the scores
+    caplog.clear()
+    monkeypatch.setattr("rgpt2.scorer.bf16_supported", lambda device: True)
+    with caplog.at_level("WARNING", logger="rgpt2.scorer"):
+        RapScorer.load(out, bf16=True)
+        RapScorer.load(out)
+    assert "slower" not in caplog.text

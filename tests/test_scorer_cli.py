@@ -138,6 +138,10 @@ def test_eval_scorer_json_has_both_levels_and_the_baseline(run, capsys):
         m = result["scorer"][key]
         assert m["n"] == sum(sum(row) for row in m["confusion"]) > 0
         assert 0.0 <= m["accuracy"] <= 1.0
+    bands = result["scorer"]["verse_by_bars"]
+    assert set(bands) <= {"4-7", "8-12", "13-16"} and bands
+    # the bands split the verse level: their counts add up to it
+    assert sum(m["n"] for m in bands.values()) == result["scorer"]["verse"]["n"]
     assert set(result["tfidf_baseline"]) == {"verse", "line"}
     assert result["split"]["val_rap_artists"]
     # the same split the model was trained with: its own figures come back
@@ -146,6 +150,7 @@ def test_eval_scorer_json_has_both_levels_and_the_baseline(run, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "verse level (whole verse)" in text and "TF-IDF" in text and "true rap" in text
+    assert "bars: n=" in text
 
 
 def test_train_scorer_rejects_a_folder_without_data(tmp_path, capsys):

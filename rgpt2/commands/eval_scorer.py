@@ -90,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
     for key, label in labels.items():
         if key in result["scorer"]:
             print("\n".join(format_metrics(f"scorer  {label}", result["scorer"][key])))
+    for band, m in result["scorer"].get("verse_by_bars", {}).items():
+        auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+        print(
+            f"scorer  verses of {band:>5} bars: n={m['n']} (rap {m['n_rap']})  "
+            f"accuracy {m['accuracy']:.4f}  ROC AUC {auc}"
+        )
     for key in ("verse", "line"):
         if key in result.get("tfidf_baseline", {}):
             m = result["tfidf_baseline"][key]

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rgpt2.errors import CommandError
+    from rgpt2.precision import bf16_supported
     from rgpt2.progress import ProgressReporter
     from rgpt2.scorer import RapScorer, default_base
     from rgpt2.scorer_data import build_data
@@ -62,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
         save_scorer,
         train_classifier,
     )
-    from rgpt2.train import bf16_supported
 
     log = logging.getLogger("rgpt2.train_scorer")
     if args.epochs <= 0 or args.batch_size < 1 or args.lr <= 0 or args.max_length < 8:
