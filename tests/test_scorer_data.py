@@ -281,7 +281,9 @@ def test_lines_as_verses_string_lines_of_one_label():
     # two passes: every line in two verses, except a short tail window may be left out
     assert set(used.values()) <= {1, 2}
     assert sum(used.values()) >= 2 * 70 - 2 * 2 * 3
-    # verses of line-file lines weigh as verses, not as lines
-    weights = example_weights(lines + verses)
-    assert weights[-1] == weights[len(lines) + len(verses) - 1]
-    assert weights[0] != weights[len(lines)]
+    # verses of line-file lines weigh as verses (the rap_us cell), not as lines
+    real = Example("a real verse / with its bars", RAP, "mc", "rap_us")
+    weights = example_weights([*lines, *verses, real])
+    rap_line_verse = len(lines) + next(i for i, v in enumerate(verses) if v.label == RAP)
+    assert weights[rap_line_verse] == weights[-1]
+    assert weights[0] != weights[-1]  # a rap line sits in another cell
