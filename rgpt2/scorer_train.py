@@ -79,8 +79,9 @@ BAR_BANDS = ((4, 7), (8, 12), (13, 16))
 def by_bars(verses: Sequence[Example], scores: Sequence[float]) -> dict[str, dict[str, Any]]:
     """Verse-level figures per length band ("4-7", "8-12", "13-16" bars)."""
     out = {}
+    n_bars = [len(ex.text.split(BAR_SEP)) for ex in verses]
     for lo, hi in BAR_BANDS:
-        idx = [i for i, ex in enumerate(verses) if lo <= len(ex.text.split(BAR_SEP)) <= hi]
+        idx = [i for i, n in enumerate(n_bars) if lo <= n <= hi]
         if idx:
             out[f"{lo}-{hi}"] = classification_metrics(
                 [verses[i].label for i in idx], [scores[i] for i in idx]
